@@ -1,0 +1,223 @@
+"""Aurora's configuration: one YAML file, every key overridable by ``AURORA_*`` environment variables.
+
+Environment overrides: the documented shortcuts (``AURORA_HOST``, ``AURORA_PORT``, ``AURORA_DATA_DIR``,
+``AURORA_CLOCK``, ``AURORA_DATABASE_URL``, ``AURORA_ADMIN_TOKEN``) and, for any key, the path in upper case
+joined by double underscores: ``AURORA_LIMITS__MAX_SERIES_PER_REQUEST=5000``. Values are read as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aurora.errors import ConfigError
+
+ENV_PREFIX = "AURORA_"
+ENV_SHORTCUTS: dict[str, tuple[str, ...]] = {
+    "AURORA_HOST": ("server", "host"),
+    "AURORA_PORT": ("server", "port"),
+    "AURORA_DATA_DIR": ("storage", "data_dir"),
+    "AURORA_DATABASE_URL": ("storage", "database_url"),
+    "AURORA_CLOCK": ("clock",),
+    "AURORA_ADMIN_TOKEN": ("server", "admin_token"),
+}
+NOT_CONFIG_ENV = {"AURORA_CONFIG"}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    admin_token: str | None = Field(None, description="accepted as an admin token when set")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body (after decompression)")
+
+
+class StorageConfig(Section):
+    data_dir: Path = Path("./aurora-data")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
+    head_window: int = Field(720, ge=16, le=100_000, description="recent samples kept in memory per series")
+    chunk_samples: int = Field(240, ge=16, le=65_536, description="samples per compressed chunk on disk")
+    max_chunk_age_s: float = Field(7200, gt=0, description="flush a partial chunk older than this (event time)")
+    wal_fsync: Literal["always", "interval", "never"] = "always"
+    wal_fsync_interval_s: float = Field(1.0, gt=0)
+    retention_raw_days: float = Field(15, gt=0)
+    retention_1m_days: float = Field(90, gt=0)
+    retention_1h_days: float = Field(730, gt=0)
+
+
+class LimitsConfig(Section):
+    max_series_per_request: int = Field(50_000, ge=1)
+    max_samples_per_request: int = Field(1_000_000, ge=1)
+    max_labels_per_series: int = Field(30, ge=1)
+    max_label_name_length: int = Field(128, ge=1)
+    max_label_value_length: int = Field(2048, ge=1)
+    max_metric_name_length: int = Field(255, ge=1)
+    max_series_per_metric: int = Field(100_000, ge=1, description="cardinality limit per metric name")
+    max_future_s: float = Field(600, ge=0, description="reject samples this far ahead of the wall clock")
+    non_finite: Literal["reject", "drop", "store"] = Field(
+        "store", description="NaN/Inf values: store them (Prometheus semantics), drop them, or reject"
+    )
+    out_of_order: Literal["reject", "drop"] = Field(
+        "reject", description="samples older than the series' newest: reject the request or drop them"
+    )
+
+
+class ScrapeJob(Section):
+    name: str
+    targets: list[str] = Field(min_length=1)
+    interval_s: float = Field(15, gt=0)
+    timeout_s: float = Field(10, gt=0)
+    metrics_path: str = "/metrics"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class HostAgentConfig(Section):
+    enabled: bool = True
+    interval_s: float = Field(15, gt=0)
+    top_processes: int = Field(5, ge=0, le=50)
+
+
+class ServiceConfig(Section):
+    name: str
+    depends_on: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    tier: str | None = None
+    limits: dict[str, float] = Field(default_factory=dict, description="e.g. memory_bytes, disk_bytes")
+
+
+class AuroraConfig(Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    clock: Literal["wall", "data"] = "wall"
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    scrape: list[ScrapeJob] = Field(default_factory=list)
+    host_agent: HostAgentConfig = Field(default_factory=HostAgentConfig)
+    services: list[ServiceConfig] = Field(default_factory=list)
+
+    @field_validator("scrape")
+    @classmethod
+    def _unique_jobs(cls, jobs: list[ScrapeJob]) -> list[ScrapeJob]:
+        names = [j.name for j in jobs]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"scrape job names must be unique; repeated: {sorted(dup)}")
+        return jobs
+
+    def database_url(self) -> str:
+        if self.storage.database_url:
+            return self.storage.database_url
+        return f"sqlite:///{(self.storage.data_dir / 'aurora.db').resolve()}"
+
+
+def _key_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
+    """Record the 1-based line of every key path in a composed YAML tree."""
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            sub = (*path, str(key_node.value))
+            out[sub] = key_node.start_mark.line + 1
+            _key_lines(value_node, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _key_lines(item, (*path, i), out)
+
+
+def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    cur: Any = data
+    for part in path[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[part] = nxt
+        cur = nxt
+    cur[path[-1]] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any, str]]:
+    """(key path, value, variable name) for every AURORA_* variable that names a config key."""
+    found: list[tuple[tuple[str, ...], Any, str]] = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in NOT_CONFIG_ENV:
+            continue
+        if name in ENV_SHORTCUTS:
+            path = ENV_SHORTCUTS[name]
+        elif "__" in name:
+            path = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
+        else:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        # Secrets and URLs are strings even when YAML would read them otherwise.
+        if path[-1] in {"admin_token", "database_url", "host"}:
+            value = raw
+        found.append((path, value, name))
+    return found
+
+
+def _format_errors(exc: ValidationError, lines: dict[tuple[str | int, ...], int], source: str,
+                   env_paths: dict[tuple[str, ...], str]) -> str:
+    msgs = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        where = ""
+        env_name = next((v for p, v in env_paths.items() if loc[: len(p)] == p), None)
+        if env_name:
+            where = f" (from environment variable {env_name})"
+        else:
+            probe = loc
+            while probe and probe not in lines:
+                probe = probe[:-1]
+            if probe in lines:
+                where = f" ({source}, line {lines[probe]})"
+        msgs.append(f"{key}: {err['msg']}{where}")
+    return "\n".join(msgs)
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> AuroraConfig:
+    """Read YAML (if any), apply environment overrides, validate. Raises ConfigError with line-precise text."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get("AURORA_CONFIG"):
+        path = environ["AURORA_CONFIG"]
+    data: dict[str, Any] = {}
+    lines: dict[tuple[str | int, ...], int] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+        try:
+            node = yaml.compose(text)
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{p}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections (server, storage, ...)")
+        data = loaded
+        if node is not None:
+            _key_lines(node, (), lines)
+    env_paths: dict[tuple[str, ...], str] = {}
+    for key_path, value, var in env_overrides(environ):
+        _set_path(data, key_path, value)
+        env_paths[key_path] = var
+    try:
+        return AuroraConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("invalid configuration:\n" + _format_errors(exc, lines, source, env_paths)) from exc

@@ -1,0 +1,114 @@
+"""Every table Aurora keeps, as SQLAlchemy Core metadata. Migrations in ``aurora/migrations`` build these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Series index: one row per (metric, labels). ``key_hash`` (hex of a 128-bit hash of the canonical key)
+# is the lookup key, because a full key can exceed a B-tree entry on PostgreSQL.
+series = Table(
+    "series",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("key_hash", String(32), nullable=False, unique=True),
+    Column("metric", String(255), nullable=False, index=True),
+    Column("labels", Text, nullable=False),  # JSON object, keys sorted
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+# Compressed raw samples: one row per series per chunk.
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("series_id", Integer, primary_key=True),
+    Column("start_ms", BigInteger, primary_key=True),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+Index("ix_chunks_end", chunks.c.end_ms)
+
+# Downsampled aggregates (min, max, sum, count, last per bucket), compressed like chunks.
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("series_id", Integer, primary_key=True),
+    Column("resolution_s", Integer, primary_key=True),
+    Column("start_ms", BigInteger, primary_key=True),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+Index("ix_rollups_end", rollups.c.resolution_s, rollups.c.end_ms)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scopes", String(200), nullable=False),  # space separated
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("service", String(255), nullable=False),
+    Column("time", Float, nullable=False),
+    Column("attributes", Text, nullable=False),  # JSON object
+    Column("received_at", Float, nullable=False),
+)
+Index("ix_events_time", events.c.time)
+Index("ix_events_service_time", events.c.service, events.c.time)
+
+# Alerts from Alertmanager's webhook; one row per fingerprint, updated as it fires and resolves.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("alertname", String(255), nullable=False),
+    Column("service", String(255)),
+    Column("severity", String(32)),
+    Column("labels", Text, nullable=False),
+    Column("annotations", Text, nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float),
+    Column("generator_url", Text),
+    Column("receiver", String(255)),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_alerts_status", alerts.c.status)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("target", String(255)),
+    Column("detail", Text, nullable=False),  # JSON object
+)
+Index("ix_audit_time", audit_log.c.time)
