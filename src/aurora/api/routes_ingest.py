@@ -1,0 +1,111 @@
+"""Ingest endpoints: JSON push, Prometheus remote_write, OTLP/HTTP metrics, change events, Alertmanager."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from aurora.api.deps import decompress, get_aurora, read_body, require
+from aurora.api.json_ingest import parse_json_ingest
+from aurora.errors import BadInput, TooLarge
+from aurora.ingest.alertmanager import parse_alertmanager
+from aurora.ingest.events import parse_events
+
+router = APIRouter()
+
+
+async def _json_body(request: Request) -> Any:
+    limit = get_aurora(request).cfg.server.max_body_bytes
+    raw = decompress(await read_body(request, limit), request.headers.get("content-encoding"), limit)
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"body is not valid JSON: {exc}") from exc
+
+
+@router.post("/api/v1/ingest", dependencies=[Depends(require("ingest"))])
+async def ingest_json(request: Request, sync: bool = False) -> dict[str, int]:
+    aurora = get_aurora(request)
+    batch = parse_json_ingest(await _json_body(request))
+    accepted = await run_in_threadpool(aurora.ingest, batch, "json", sync)
+    return {"accepted": accepted}
+
+
+def _snappy_length(body: bytes) -> int:
+    """The uncompressed length a raw snappy block declares in its varint header."""
+    n = shift = 0
+    for i, b in enumerate(body[:10]):
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return n
+        shift += 7
+        if i == 9:
+            break
+    raise BadInput("remote_write body is not snappy-compressed: bad length header")
+
+
+@router.post("/api/v1/write", status_code=204, dependencies=[Depends(require("ingest"))])
+async def remote_write(request: Request) -> Response:
+    from aurora.ingest.remote_write import decode_remote_write
+
+    aurora = get_aurora(request)
+    limit = aurora.cfg.server.max_body_bytes
+    body = await read_body(request, limit)
+    encoding = request.headers.get("content-encoding")
+    if (encoding or "snappy").lower() == "snappy" and _snappy_length(body) > limit:
+        raise TooLarge(f"remote_write body inflates past {limit} bytes (server.max_body_bytes)")
+
+    def work() -> None:
+        batch = decode_remote_write(body, encoding)
+        aurora.ingest(batch, "remote_write")
+
+    await run_in_threadpool(work)
+    return Response(status_code=204)
+
+
+@router.post("/v1/metrics", dependencies=[Depends(require("ingest"))])
+async def otlp_metrics(request: Request) -> Response:
+    from aurora.ingest.otlp import decode_otlp_metrics
+
+    aurora = get_aurora(request)
+    limit = aurora.cfg.server.max_body_bytes
+    body = decompress(await read_body(request, limit), request.headers.get("content-encoding"), limit)
+    ctype = request.headers.get("content-type", "application/x-protobuf").split(";")[0].strip().lower()
+    if ctype not in ("application/x-protobuf", "application/json"):
+        raise BadInput(f"Content-Type {ctype!r} is not OTLP; use application/x-protobuf or application/json",
+                       status=415)
+
+    def work() -> None:
+        aurora.ingest(decode_otlp_metrics(body, ctype), "otlp")
+
+    await run_in_threadpool(work)
+    # OTLP/HTTP success: an (empty) ExportMetricsServiceResponse in the request's encoding.
+    if ctype == "application/json":
+        return Response(content=b"{}", media_type="application/json")
+    return Response(content=b"", media_type="application/x-protobuf")
+
+
+@router.post("/api/v1/events", dependencies=[Depends(require("ingest"))])
+async def post_events(request: Request) -> dict[str, Any]:
+    aurora = get_aurora(request)
+    evs = parse_events(await _json_body(request), aurora.clock, aurora.cfg.limits.max_future_s)
+    ids = await run_in_threadpool(aurora.events.add, evs)
+    aurora.counters["events"] += len(ids)
+    for ev, eid in zip(evs, ids, strict=True):
+        aurora.bus.publish("change_event", {"id": eid, "kind": ev.kind, "service": ev.service, "time": ev.time})
+    return {"accepted": len(ids), "ids": ids}
+
+
+@router.post("/api/v1/alerts/alertmanager", dependencies=[Depends(require("ingest"))])
+async def alertmanager_webhook(request: Request) -> dict[str, Any]:
+    aurora = get_aurora(request)
+    items = parse_alertmanager(await _json_body(request))
+    n = await run_in_threadpool(aurora.alerts.upsert, items)
+    aurora.counters["alerts"] += n
+    for it in items:
+        aurora.bus.publish("alert", {"fingerprint": it["fingerprint"], "status": it["status"],
+                                     "alertname": it["alertname"], "service": it["service"]})
+    return {"accepted": n}

@@ -1,0 +1,199 @@
+"""Read endpoints: Prometheus-compatible queries, status, health, self-metrics, events, alerts, live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from aurora.api.deps import get_aurora, read_body, require
+from aurora.errors import AuroraError, BadInput
+
+router = APIRouter()
+read_scope = [Depends(require("read"))]
+
+
+async def _params(request: Request) -> dict[str, list[str]]:
+    """Query-string parameters merged with a form-encoded POST body (Grafana POSTs queries by default)."""
+    params: dict[str, list[str]] = {}
+    for k, v in request.query_params.multi_items():
+        params.setdefault(k, []).append(v)
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("application/x-www-form-urlencoded"):
+            body = await read_body(request, 1 << 20)
+            for k, vs in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items():
+                params.setdefault(k, []).extend(vs)
+    return params
+
+
+def _one(params: dict[str, list[str]], name: str, default: str | None = None) -> str:
+    vals = params.get(name)
+    if not vals:
+        if default is None:
+            raise BadInput(f"missing parameter '{name}'")
+        return default
+    return vals[-1]
+
+
+def _prom_error(exc: AuroraError) -> JSONResponse:
+    return JSONResponse({"status": "error", "errorType": "bad_data", "error": exc.message},
+                        status_code=exc.status if exc.status < 500 else 422)
+
+
+@router.api_route("/api/v1/query_range", methods=["GET", "POST"], dependencies=read_scope)
+async def query_range(request: Request) -> Response:
+    from aurora.query.params import parse_duration, parse_time
+    from aurora.query.promql import query_range as run_query_range
+
+    aurora = get_aurora(request)
+    try:
+        p = await _params(request)
+        q = _one(p, "query")
+        start, end = parse_time(_one(p, "start")), parse_time(_one(p, "end"))
+        step = parse_duration(_one(p, "step"))
+        body = await run_in_threadpool(run_query_range, aurora.tsdb, q, start, end, step)
+    except AuroraError as exc:
+        return _prom_error(exc)
+    return JSONResponse(body)
+
+
+@router.api_route("/api/v1/query", methods=["GET", "POST"], dependencies=read_scope)
+async def instant_query(request: Request) -> Response:
+    from aurora.query.params import parse_time
+    from aurora.query.promql import instant_query as run_instant
+
+    aurora = get_aurora(request)
+    try:
+        p = await _params(request)
+        q = _one(p, "query")
+        t = parse_time(_one(p, "time")) if p.get("time") else aurora.clock.now()
+        body = await run_in_threadpool(run_instant, aurora.tsdb, q, t)
+    except AuroraError as exc:
+        return _prom_error(exc)
+    return JSONResponse(body)
+
+
+@router.api_route("/api/v1/series", methods=["GET", "POST"], dependencies=read_scope)
+async def series(request: Request) -> Response:
+    from aurora.query.params import parse_time
+    from aurora.query.promql import series_match
+
+    aurora = get_aurora(request)
+    try:
+        p = await _params(request)
+        selectors = p.get("match[]", [])
+        if not selectors:
+            raise BadInput("missing parameter 'match[]': give at least one series selector")
+        start = parse_time(p["start"][-1]) if p.get("start") else None
+        end = parse_time(p["end"][-1]) if p.get("end") else None
+        body = await run_in_threadpool(series_match, aurora.tsdb, selectors, start, end)
+    except AuroraError as exc:
+        return _prom_error(exc)
+    return JSONResponse(body)
+
+
+@router.get("/api/v1/labels", dependencies=read_scope)
+async def labels(request: Request) -> dict[str, Any]:
+    names = {"__name__"}
+    for s in get_aurora(request).tsdb.all_series():
+        names.update(s.labels)
+    return {"status": "success", "data": sorted(names)}
+
+
+@router.get("/api/v1/label/{name}/values", dependencies=read_scope)
+async def label_values(request: Request, name: str) -> dict[str, Any]:
+    vals = set()
+    for s in get_aurora(request).tsdb.all_series():
+        v = s.metric if name == "__name__" else s.labels.get(name)
+        if v is not None:
+            vals.add(v)
+    return {"status": "success", "data": sorted(vals)}
+
+
+@router.get("/api/v1/status", dependencies=read_scope)
+async def status(request: Request) -> dict[str, Any]:
+    return await run_in_threadpool(get_aurora(request).status)
+
+
+@router.get("/api/v1/targets", dependencies=read_scope)
+async def targets(request: Request) -> dict[str, Any]:
+    return {"targets": get_aurora(request).status()["targets"]}
+
+
+@router.get("/api/v1/events", dependencies=read_scope)
+async def list_events(request: Request, service: str | None = None, kind: str | None = None,
+                      start: float | None = None, end: float | None = None, limit: int = 1000) -> dict[str, Any]:
+    evs = await run_in_threadpool(get_aurora(request).events.query, service, kind, start, end, min(limit, 10_000))
+    return {"events": evs}
+
+
+@router.get("/api/v1/alerts", dependencies=read_scope)
+async def list_alerts(request: Request, status: str | None = None) -> dict[str, Any]:
+    if status not in (None, "firing", "resolved"):
+        raise BadInput("status must be 'firing' or 'resolved'")
+    return {"alerts": await run_in_threadpool(get_aurora(request).alerts.query, status)}
+
+
+@router.get("/api/v1/stream", dependencies=read_scope)
+async def stream(request: Request) -> StreamingResponse:
+    """Server-sent events: everything published on the bus, plus a status heartbeat every few seconds."""
+    aurora = get_aurora(request)
+    q = aurora.bus.subscribe()
+
+    async def gen() -> AsyncIterator[bytes]:
+        try:
+            yield b": connected\n\n"
+            while True:
+                try:
+                    msg = await asyncio.wait_for(q.get(), timeout=5.0)
+                except TimeoutError:
+                    wm = aurora.clock.watermark_ms
+                    msg = {"event": "heartbeat", "data": {"data_time": None if wm is None else wm / 1000,
+                                                          "samples": aurora.counters["samples"]}}
+                if await request.is_disconnected():
+                    return
+                yield f"event: {msg['event']}\ndata: {json.dumps(msg['data'])}\n\n".encode()
+        finally:
+            aurora.bus.unsubscribe(q)
+
+    return StreamingResponse(gen(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/metrics", dependencies=read_scope)
+async def self_metrics(request: Request) -> Response:
+    aurora = get_aurora(request)
+    aurora.refresh_gauges()
+    return Response(generate_latest(aurora.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    aurora = get_aurora(request)
+    problems = []
+    if not aurora.opened:
+        problems.append("store not open")
+    try:
+        def ping() -> None:
+            with aurora.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        await run_in_threadpool(ping)
+    except Exception as exc:
+        problems.append(f"database: {exc.__class__.__name__}")
+    if problems:
+        return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,160 @@
+"""The composition root: builds every stage from the configuration and wires them together.
+
+The web layer depends on this object; nothing here imports the web layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from aurora import __version__
+from aurora.auth import TokenStore, ensure_admin_token
+from aurora.bus import EventBus
+from aurora.clock import EventClock
+from aurora.config import AuroraConfig
+from aurora.db.database import create_db_engine, migrate
+from aurora.ingest.alertmanager import AlertLog
+from aurora.ingest.events import EventLog
+from aurora.ingest.validate import validate_batch
+from aurora.model import SeriesBatch
+from aurora.pipeline import Pipeline
+from aurora.selfmetrics import SelfMetrics
+from aurora.store.tsdb import TSDB
+
+log = logging.getLogger(__name__)
+MAINTENANCE_INTERVAL_S = 30.0
+
+
+class Aurora:
+    def __init__(self, cfg: AuroraConfig) -> None:
+        self.cfg = cfg
+        self.started_at = time.time()
+        self.clock = EventClock(cfg.clock)
+        cfg.storage.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = create_db_engine(cfg.database_url())
+        migrate(self.engine)
+        self.tsdb = TSDB(self.engine, cfg.storage.data_dir, cfg.storage, cfg.limits, self.clock)
+        self.tokens = TokenStore(self.engine, cfg.server.admin_token)
+        self.events = EventLog(self.engine)
+        self.alerts = AlertLog(self.engine)
+        self.metrics = SelfMetrics()
+        self.bus = EventBus()
+        self.pipeline = Pipeline()
+        self.counters: dict[str, int] = {"samples": 0, "requests": 0, "rejected": 0, "events": 0, "alerts": 0}
+        self._collectors: list[Any] = []
+        self._maintenance_task: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+        self.opened = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def open(self) -> str | None:
+        """Open the store (replaying its WAL) and start the pipeline. Returns a newly created admin token."""
+        self.tsdb.open()
+        self.pipeline.start()
+        self.opened = True
+        return ensure_admin_token(self.tokens, self.cfg.storage.data_dir, self.cfg.server.admin_token)
+
+    async def start_background(self) -> None:
+        """Start the scraper, the host agent and periodic maintenance on the running event loop."""
+        from aurora.ingest.hostagent import HostAgent
+        from aurora.ingest.scrape import Scraper
+
+        async def sink(batch: SeriesBatch, source: str) -> None:
+            try:
+                await asyncio.to_thread(self.ingest, batch, source)
+            except Exception as exc:
+                log.warning("%s batch not stored: %s", source, exc)
+
+        if self.cfg.scrape:
+            scraper = Scraper(self.cfg.scrape, lambda b: sink(b, "scrape"))
+            await scraper.start()
+            self._collectors.append(scraper)
+        if self.cfg.host_agent.enabled:
+            agent = HostAgent(self.cfg.host_agent)
+            await agent.start(lambda b: sink(b, "host_agent"))
+            self._collectors.append(agent)
+        self._maintenance_task = asyncio.create_task(self._maintenance_loop())
+
+    async def stop_background(self) -> None:
+        for c in self._collectors:
+            with contextlib.suppress(Exception):
+                await c.stop()
+        self._collectors.clear()
+        if self._maintenance_task is not None:
+            self._maintenance_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance_task
+            self._maintenance_task = None
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+            try:
+                await asyncio.to_thread(self.maintenance)
+            except Exception:
+                log.exception("maintenance failed")
+
+    def maintenance(self) -> None:
+        """Flush old partial chunks and enforce retention (both in event time)."""
+        self.tsdb.enforce_retention(self.clock.now_ms())
+
+    def close(self) -> None:
+        self.pipeline.stop()
+        if self.opened:
+            self.tsdb.close()
+            self.opened = False
+        self.engine.dispose()
+
+    # --- ingest ----------------------------------------------------------------------------------
+    def ingest(self, batch: SeriesBatch, source: str, sync: bool = False) -> int:
+        """Validate, store durably, hand to the pipeline. Returns samples accepted. Raises a 4xx error
+        (and stores nothing) on bad input."""
+        try:
+            batch = validate_batch(batch, self.cfg.limits, self.clock)
+            result = self.tsdb.append(batch)
+        except Exception as exc:
+            self.counters["rejected"] += 1
+            self.metrics.requests_rejected.labels(source, getattr(exc, "code", "error")).inc()
+            raise
+        self.counters["requests"] += 1
+        self.counters["samples"] += result.accepted
+        self.metrics.samples_ingested.labels(source).inc(result.accepted)
+        if result.duplicates:
+            self.metrics.duplicates.labels(source).inc(result.duplicates)
+        fut = self.pipeline.submit(batch, np.asarray(result.series_ids), self.clock.now_ms())
+        if sync:
+            fut.result(timeout=60)
+        return result.accepted
+
+    # --- status ----------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        stats = self.tsdb.stats()
+        wm = self.clock.watermark_ms
+        return {
+            "version": __version__,
+            "clock": self.clock.mode,
+            "data_time": None if wm is None else wm / 1000,
+            "now": self.clock.now(),
+            "started_at": self.started_at,
+            "uptime_s": time.time() - self.started_at,
+            "database": self.engine.dialect.name,
+            "counters": {**self.counters, "pipeline_queue": self.pipeline.qsize()},
+            "storage": stats,
+            "targets": [t for c in self._collectors if hasattr(c, "targets") for t in c.targets()],
+        }
+
+    def refresh_gauges(self) -> None:
+        stats = self.tsdb.stats()
+        self.metrics.series.set(stats.get("series", 0))
+        self.metrics.head_samples.set(stats.get("head_samples", 0))
+        wm = self.clock.watermark_ms
+        if wm is not None:
+            self.metrics.watermark.set(wm / 1000)
+        self.metrics.pipeline_lag.set(self.pipeline.qsize())

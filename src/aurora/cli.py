@@ -1,0 +1,255 @@
+"""The `aurora` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from aurora import __version__
+from aurora.config import AuroraConfig, load_config
+from aurora.errors import AuroraError
+
+app = typer.Typer(help="Aurora: self-hosted AIOps engine.", no_args_is_help=True, add_completion=False)
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (env AURORA_CONFIG)")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="data directory (env AURORA_DATA_DIR)")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(2)
+
+
+def _config(config: Path | None, data_dir: Path | None = None, **overrides: object) -> AuroraConfig:
+    try:
+        cfg = load_config(config)
+    except AuroraError as exc:
+        raise _fail(exc) from exc
+    if data_dir is not None:
+        cfg.storage.data_dir = data_dir
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in ("host", "port"):
+            setattr(cfg.server, key, value)
+        elif key == "clock":
+            cfg.clock = value  # type: ignore[assignment]
+    return cfg
+
+
+def _open(cfg: AuroraConfig):  # type: ignore[no-untyped-def]
+    from aurora.app import Aurora
+
+    try:
+        aurora = Aurora(cfg)
+        created = aurora.open()
+    except AuroraError as exc:
+        raise _fail(exc) from exc
+    return aurora, created
+
+
+def _serve(cfg: AuroraConfig, banner: str) -> None:
+    import uvicorn
+
+    from aurora.api.server import create_app
+
+    aurora, created = _open(cfg)
+    url = f"http://{cfg.server.host}:{cfg.server.port}"
+    console.print(f"[bold]Aurora {__version__}[/bold] {banner} on {url}  (data: {cfg.storage.data_dir}, "
+                  f"database: {aurora.engine.dialect.name}, clock: {cfg.clock})")
+    if created:
+        console.print(f"Created an admin token (saved to {cfg.storage.data_dir / 'admin.token'}, mode 0600):")
+        print(created, flush=True)
+    elif not cfg.server.admin_token:
+        console.print(f"Admin token: see {cfg.storage.data_dir / 'admin.token'}")
+    try:
+        uvicorn.run(create_app(aurora), host=cfg.server.host, port=cfg.server.port, log_level="warning",
+                    access_log=False)
+    finally:
+        aurora.close()
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    data_dir: DataDirOpt = None,
+    clock: Annotated[str | None, typer.Option(help="wall or data")] = None,
+) -> None:
+    """Run the server: ingestion, API, scraping and the host agent."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if clock not in (None, "wall", "data"):
+        raise _fail(ValueError("--clock must be 'wall' or 'data'"))
+    _serve(_config(config, data_dir, host=host, port=port, clock=clock), "serving")
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the demo: for now, the server watching this machine through the host agent."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _config(config, data_dir, port=port)
+    cfg.host_agent.enabled = True
+    cfg.host_agent.interval_s = min(cfg.host_agent.interval_s, 5.0)
+    console.print("Demo: Aurora watches this host (CPU, memory, disk, network, top processes) every "
+                  f"{cfg.host_agent.interval_s:g} s. Query it with the admin token printed below, e.g.\n"
+                  f"  curl -H \"Authorization: Bearer $(cat {cfg.storage.data_dir}/admin.token)\" "
+                  f"'http://{cfg.server.host}:{cfg.server.port}/api/v1/query?query=node_load1'")
+    _serve(cfg, "demo")
+
+
+@app.command("check-config")
+def check_config(config: ConfigOpt = None) -> None:
+    """Validate the configuration file and environment; errors name the key and line."""
+    try:
+        cfg = load_config(config)
+    except AuroraError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"[green]configuration is valid[/green] ({config or os.environ.get('AURORA_CONFIG') or 'defaults'}"
+                  f": {len(cfg.services)} services, {len(cfg.scrape)} scrape jobs)")
+
+
+@token_app.command("create")
+def token_create(
+    scope: Annotated[list[str], typer.Option("--scope", "-s", help="ingest, read, operate or admin (repeatable)")],
+    name: Annotated[str, typer.Option(help="what the token is for")] = "cli",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    from aurora.auth import TokenStore
+    from aurora.db.database import create_db_engine, migrate
+
+    cfg = _config(config, data_dir)
+    engine = create_db_engine(cfg.database_url())
+    migrate(engine)
+    try:
+        plain, tid = TokenStore(engine).create(name, scope)
+    except AuroraError as exc:
+        raise _fail(exc) from exc
+    console.print(f"token {tid} ({name}) with scopes {', '.join(scope)}:")
+    print(plain)
+
+
+@token_app.command("list")
+def token_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List tokens (never their values)."""
+    from aurora.auth import TokenStore
+    from aurora.db.database import create_db_engine, migrate
+
+    cfg = _config(config, data_dir)
+    engine = create_db_engine(cfg.database_url())
+    migrate(engine)
+    for t in TokenStore(engine).list():
+        state = "revoked" if t["revoked"] else "active"
+        print(f"{t['id']}\t{t['prefix']}…\t{' '.join(t['scopes'])}\t{state}\t{t['name']}")  # type: ignore[arg-type]
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Revoke a token by id."""
+    from aurora.auth import TokenStore
+    from aurora.db.database import create_db_engine, migrate
+
+    cfg = _config(config, data_dir)
+    engine = create_db_engine(cfg.database_url())
+    migrate(engine)
+    if not TokenStore(engine).revoke(token_id):
+        raise _fail(ValueError(f"no token with id {token_id}"))
+    console.print(f"revoked token {token_id}")
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="CSV (time column + series columns, or time,metric,value,labels...) "
+                                              "or JSON lines")],
+    url: Annotated[str | None, typer.Option(help="send to a running server instead of the local data dir")] = None,
+    token: Annotated[str | None, typer.Option(help="ingest token for --url (env AURORA_TOKEN)")] = None,
+    metric: Annotated[str | None, typer.Option(help="metric name for a single unnamed value column")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="k=v added to every series")] = None,
+    batch_size: Annotated[int, typer.Option(help="samples per batch")] = 10_000,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Feed a file of samples through the ingest path in event time."""
+    from aurora.replay import read_samples
+
+    extra = {}
+    for item in label or []:
+        if "=" not in item:
+            raise _fail(ValueError(f"--label {item!r} must be key=value"))
+        k, v = item.split("=", 1)
+        extra[k] = v
+    if not file.exists():
+        raise _fail(FileNotFoundError(f"{file} does not exist"))
+    try:
+        samples = read_samples(file, metric, extra)
+    except AuroraError as exc:
+        raise _fail(exc) from exc
+    progress = Progress(TextColumn("[bold]replay[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("samples"), TimeRemainingColumn(), console=console)
+    sent = 0
+    if url:
+        import httpx
+
+        tok = token or os.environ.get("AURORA_TOKEN")
+        if not tok:
+            raise _fail(ValueError("--url needs --token or AURORA_TOKEN (a token with the ingest scope)"))
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tok}"}, timeout=60) as client, progress:
+            task = progress.add_task(file.name, total=len(samples))
+            for batch in samples.batches(batch_size):
+                body = {"series": [{"metric": batch.metrics[i], "labels": batch.labels[i],
+                                    "points": [[t / 1000, v] for t, v in zip(batch.ts_ms[batch.series_slice(i)],
+                                                                             batch.values[batch.series_slice(i)],
+                                                                             strict=True)]}
+                                   for i in range(batch.n_series)]}
+                r = client.post("/api/v1/ingest", params={"sync": "true"}, content=json.dumps(body),
+                                headers={"Content-Type": "application/json"})
+                if r.status_code >= 300:
+                    raise _fail(RuntimeError(f"server refused a batch ({r.status_code}): {r.text}"))
+                sent += batch.n_samples
+                progress.update(task, advance=batch.n_samples)
+    else:
+        cfg = _config(config, data_dir, clock="data")
+        cfg.host_agent.enabled = False
+        aurora, _ = _open(cfg)
+        try:
+            with progress:
+                task = progress.add_task(file.name, total=len(samples))
+                for batch in samples.batches(batch_size):
+                    sent += aurora.ingest(batch, "replay", sync=True)
+                    progress.update(task, advance=batch.n_samples)
+        except AuroraError as exc:
+            raise _fail(exc) from exc
+        finally:
+            aurora.close()
+    console.print(f"replayed {sent} samples of {len(samples.metrics)} series from {file}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,69 @@
+"""Runs the engine's stages (detect, predict, incidents, ...) over each stored batch, in order, on one
+worker thread. ``submit`` returns a future; ``sync=true`` ingest waits on it."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Protocol
+
+import numpy as np
+
+from aurora.model import SeriesBatch
+
+log = logging.getLogger(__name__)
+
+
+class Stage(Protocol):
+    name: str
+
+    def process(self, batch: SeriesBatch, series_ids: np.ndarray, now_ms: int) -> None: ...
+
+
+class Pipeline:
+    def __init__(self, stages: list[Stage] | None = None, max_queue: int = 10_000) -> None:
+        self.stages: list[Stage] = list(stages or [])
+        self._q: queue.Queue[tuple[SeriesBatch, np.ndarray, int, Future[None]] | None] = queue.Queue(max_queue)
+        self._thread: threading.Thread | None = None
+        self.processed_batches = 0
+        self.failed_batches = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="aurora-pipeline", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._q.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def qsize(self) -> int:
+        return self._q.qsize()
+
+    def submit(self, batch: SeriesBatch, series_ids: np.ndarray, now_ms: int) -> Future[None]:
+        fut: Future[None] = Future()
+        if not self.stages:
+            fut.set_result(None)
+            return fut
+        self._q.put((batch, series_ids, now_ms, fut))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            batch, ids, now_ms, fut = item
+            try:
+                for stage in self.stages:
+                    stage.process(batch, ids, now_ms)
+                self.processed_batches += 1
+                fut.set_result(None)
+            except Exception as exc:  # a failing stage must not stop ingestion; the error is reported
+                self.failed_batches += 1
+                log.exception("pipeline stage failed")
+                fut.set_exception(exc)
