@@ -13,15 +13,17 @@ from aurora.model import SeriesBatch
 _SPECIAL = {"NaN": math.nan, "+Inf": math.inf, "Inf": math.inf, "-Inf": -math.inf}
 
 
-def _points(raw: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _points(raw: Any, where: str, may_have_bools: bool) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(raw, list):
         raise BadInput(f"{where}.points must be a list of [unix_seconds, value] pairs")
     if not raw:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    try:
-        arr = np.asarray(raw, dtype=np.float64)
-    except (ValueError, TypeError):
-        arr = None
+    arr = None
+    if not may_have_bools:  # NumPy would take true/false as 1/0; only then is the per-point check needed
+        try:
+            arr = np.asarray(raw, dtype=np.float64)
+        except (ValueError, TypeError):
+            arr = None
     if arr is None or arr.ndim != 2 or arr.shape[1] != 2:
         # Slow path only for the unusual: strings like "NaN", or malformed pairs (for a precise error).
         ts_l, v_l = [], []
@@ -44,7 +46,8 @@ def _points(raw: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     return np.round(t * 1000).astype(np.int64), arr[:, 1].copy()
 
 
-def parse_json_ingest(body: Any) -> SeriesBatch:
+def parse_json_ingest(body: Any, may_have_bools: bool = True) -> SeriesBatch:
+    """``may_have_bools=False`` (the raw body has no ``true``/``false``) allows the vectorized fast path."""
     if not isinstance(body, dict) or not isinstance(body.get("series"), list):
         raise BadInput('body must be a JSON object {"series": [{"metric", "labels", "points"}, ...]}')
     metrics: list[str] = []
@@ -63,7 +66,7 @@ def parse_json_ingest(body: Any) -> SeriesBatch:
         lab = s.get("labels", {}) or {}
         if not isinstance(lab, dict) or not all(isinstance(v, str) for v in lab.values()):
             raise BadInput(f"{where}.labels must be an object of string values")
-        ts, vals = _points(s.get("points"), where)
+        ts, vals = _points(s.get("points"), where, may_have_bools)
         metrics.append(metric)
         labels.append(lab)
         ts_parts.append(ts)

@@ -17,19 +17,24 @@ from aurora.ingest.events import parse_events
 router = APIRouter()
 
 
-async def _json_body(request: Request) -> Any:
+async def _raw_json_body(request: Request) -> tuple[Any, bytes]:
     limit = get_aurora(request).cfg.server.max_body_bytes
     raw = decompress(await read_body(request, limit), request.headers.get("content-encoding"), limit)
     try:
-        return json.loads(raw)
+        return json.loads(raw), raw
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"body is not valid JSON: {exc}") from exc
+
+
+async def _json_body(request: Request) -> Any:
+    return (await _raw_json_body(request))[0]
 
 
 @router.post("/api/v1/ingest", dependencies=[Depends(require("ingest"))])
 async def ingest_json(request: Request, sync: bool = False) -> dict[str, int]:
     aurora = get_aurora(request)
-    batch = parse_json_ingest(await _json_body(request))
+    body, raw = await _raw_json_body(request)
+    batch = parse_json_ingest(body, may_have_bools=b"true" in raw or b"false" in raw)
     accepted = await run_in_threadpool(aurora.ingest, batch, "json", sync)
     return {"accepted": accepted}
 

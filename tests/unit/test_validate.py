@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from aurora.clock import EventClock
+from aurora.config import LimitsConfig
+from aurora.errors import BadInput, LimitExceeded
+from aurora.ingest.validate import validate_batch
+from aurora.model import BatchBuilder, SeriesBatch
+
+NOW = 1_700_000_000.0
+
+
+def batch(*series: tuple[str, dict[str, str], list[int], list[float]]) -> SeriesBatch:
+    b = BatchBuilder()
+    for m, lab, ts, vals in series:
+        b.add(m, lab, ts, vals)
+    return b.build()
+
+
+def clock() -> EventClock:
+    return EventClock("wall", wall=lambda: NOW)
+
+
+def test_good_batch_passes_unchanged() -> None:
+    b = batch(("m", {"a": "1"}, [1000, 2000], [1.0, 2.0]))
+    assert validate_batch(b, LimitsConfig(), clock()) is b
+
+
+@pytest.mark.parametrize("metric,labels,match", [
+    ("1abc", {}, "metric name"),
+    ("m", {"a-b": "x"}, "label name"),
+    ("m", {"__name__": "x"}, "label name"),
+    ("m", {"a": "x" * 3000}, "limits.max_label_value_length"),
+])
+def test_names(metric: str, labels: dict[str, str], match: str) -> None:
+    with pytest.raises(BadInput, match=match):
+        validate_batch(batch((metric, labels, [1000], [1.0])), LimitsConfig(), clock())
+
+
+def test_duplicate_series_in_one_request() -> None:
+    with pytest.raises(BadInput, match="appears twice"):
+        validate_batch(batch(("m", {}, [1000], [1.0]), ("m", {}, [2000], [1.0])), LimitsConfig(), clock())
+
+
+def test_order_within_series_but_not_across() -> None:
+    ok = batch(("a", {}, [5000], [1.0]), ("b", {}, [1000], [1.0]))
+    validate_batch(ok, LimitsConfig(), clock())
+    with pytest.raises(BadInput, match="increasing time order"):
+        validate_batch(batch(("a", {}, [2000, 2000], [1.0, 2.0])), LimitsConfig(), clock())
+
+
+def test_future_limit_only_in_wall_mode() -> None:
+    future = int((NOW + 3600) * 1000)
+    with pytest.raises(BadInput, match="in the future"):
+        validate_batch(batch(("m", {}, [future], [1.0])), LimitsConfig(), clock())
+    validate_batch(batch(("m", {}, [future], [1.0])), LimitsConfig(), EventClock("data"))
+
+
+def test_request_size_limits() -> None:
+    limits = LimitsConfig(max_series_per_request=1, max_labels_per_series=1)
+    with pytest.raises(LimitExceeded, match="max_series_per_request"):
+        validate_batch(batch(("a", {}, [1], [1.0]), ("b", {}, [1], [1.0])), limits, clock())
+    with pytest.raises(LimitExceeded, match="max_labels_per_series"):
+        validate_batch(batch(("a", {"x": "1", "y": "2"}, [1], [1.0])), limits, clock())
+
+
+def test_non_finite_policies() -> None:
+    b = batch(("a", {}, [1000, 2000, 3000], [1.0, math.nan, math.inf]), ("b", {}, [1000], [math.nan]))
+    assert validate_batch(b, LimitsConfig(non_finite="store"), clock()).n_samples == 4
+    with pytest.raises(BadInput, match="non-finite"):
+        validate_batch(b, LimitsConfig(non_finite="reject"), clock())
+    kept = validate_batch(b, LimitsConfig(non_finite="drop"), clock())
+    assert kept.n_samples == 1 and list(kept.offsets) == [0, 1, 1]
+    assert np.array_equal(kept.values, [1.0])
