@@ -44,7 +44,8 @@ def target() -> Iterator[str]:
 def test_scraped_target_round_trips(target: str, tmp_path: Path) -> None:
     dead = f"127.0.0.1:{free_port()}"
     cfg = tmp_path / "aurora.yaml"
-    cfg.write_text(f"scrape:\n  - name: shop\n    interval_s: 1\n    timeout_s: 1\n    targets: ['{target}', '{dead}']\n")
+    cfg.write_text("scrape:\n  - name: shop\n    interval_s: 1\n    timeout_s: 1\n"
+                   f"    targets: ['{target}', '{dead}']\n")
     srv = ServerProcess(tmp_path / "data", config=cfg).start()
     try:
         deadline = time.monotonic() + 20
