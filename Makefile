@@ -34,7 +34,7 @@ bench: setup
 
 # Re-resolve every dependency in one step (needs uv: `pip install uv`).
 lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
