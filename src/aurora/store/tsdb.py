@@ -1,0 +1,846 @@
+"""The time-series store: series index, in-memory head, write-ahead log, compressed chunks and rollups.
+
+Data path of one ``append``: look series up (creating new ones, cardinality-checked) -> validate the whole
+batch against the head (ordering, duplicates, out-of-order) -> commit new series rows -> one WAL write ->
+vectorized write into the head's ring buffers -> cut full chunks (``storage.chunk_samples``) and partial
+chunks older than ``storage.max_chunk_age_s`` of event time into ``chunks`` rows, with their rollups at
+60 s and 3600 s, in one database transaction.
+
+DURABILITY
+    When ``append`` (or ``append_ids``/``resolve``) returns, its samples and any new series are in the
+    write-ahead log under ``data_dir/wal/``, and new series rows are committed to the database before the
+    WAL record that refers to them is written.
+    With ``storage.wal_fsync: always`` (the default) the WAL record has been fsynced before ``append``
+    returns: every acknowledged sample survives ``kill -9``, an OS crash and power loss.
+    With ``interval`` the WAL is fsynced at most every ``wal_fsync_interval_s`` seconds (by the append
+    that finds the interval elapsed and by a background thread): acknowledged samples survive ``kill -9``
+    of Aurora (they are in the OS page cache) but up to that interval of them can be lost if the machine
+    itself crashes.
+    With ``never`` only the operating system decides; ``kill -9`` still loses nothing acknowledged.
+    Chunks and rollups are written to the database as they are cut; a sample is safe in the database
+    once the transaction holding its chunk committed (with SQLite's ``synchronous=NORMAL`` that means at
+    the next SQLite checkpoint for power loss, while the WAL still holds the sample). ``checkpoint()``
+    (and ``close()``) flushes every unflushed sample into chunks, commits, and only then starts a new WAL
+    segment and deletes the old ones. ``open()`` replays the WAL: samples already in chunks are recognised
+    (by each series' newest chunk end) and not written twice; a torn record at the tail of a segment
+    (a write interrupted by the crash, never acknowledged) is detected by its length and CRC32 and ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from aurora.clock import EventClock
+from aurora.config import LimitsConfig, StorageConfig
+from aurora.db.tables import chunks, rollups, series
+from aurora.errors import BadInput, LimitExceeded, NotFound
+from aurora.model import Float64Array, Int64Array, SeriesBatch
+from aurora.store import rollup as rollup_mod
+from aurora.store.codec import decode_chunk, encode_chunk
+from aurora.store.head import NO_TS, Head
+from aurora.store.index import SeriesIndex, SeriesInfo, key_hash
+from aurora.store.rollup import RESOLUTIONS_S, RollupArrays
+from aurora.store.wal import (
+    REC_SAMPLES,
+    REC_SERIES,
+    REC_STATE,
+    WAL,
+    SamplesRecord,
+    SeriesRecord,
+    StateRecord,
+    encode_record,
+    samples_parts,
+    series_parts,
+    state_parts,
+)
+
+__all__ = ["TSDB", "AppendResult", "RollupArrays", "SeriesInfo"]
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+# Start a new WAL segment (snapshotting the unflushed head) once the current one is this large
+# and at least 4x the size of that snapshot.
+WAL_SEGMENT_TARGET_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class AppendResult:
+    accepted: int
+    duplicates: int
+    dropped: int
+    new_series: int
+    series_ids: Int64Array = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+@dataclass
+class _Pending:
+    """Samples gathered from the head to be written as chunks: ``sid[i]`` owns ``ts[start[i]:end[i]]``."""
+
+    ts: list[Int64Array] = field(default_factory=list)
+    vals: list[Float64Array] = field(default_factory=list)
+    sid: list[Int64Array] = field(default_factory=list)
+    sizes: list[Int64Array] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.ts)
+
+
+def _ranges(sizes: Int64Array) -> tuple[Int64Array, Int64Array]:
+    starts = np.zeros(len(sizes), np.int64)
+    if len(sizes) > 1:
+        np.cumsum(sizes[:-1], out=starts[1:])
+    return starts, starts + sizes
+
+
+class TSDB:
+    def __init__(
+        self,
+        engine: Engine,
+        data_dir: Path,
+        storage: StorageConfig,
+        limits: LimitsConfig,
+        clock: EventClock,
+    ) -> None:
+        self.engine = engine
+        self.data_dir = Path(data_dir)
+        self.storage = storage
+        self.limits = limits
+        self.clock = clock
+        self._lock = threading.RLock()
+        self.index = SeriesIndex()
+        self.head = Head(storage.head_window, storage.chunk_samples)
+        self.wal = WAL(self.data_dir / "wal", storage.wal_fsync, storage.wal_fsync_interval_s)
+        self._chunk = storage.chunk_samples
+        self._age_ms = int(storage.max_chunk_age_s * 1000)
+        self._age_step_ms = max(1, min(self._age_ms // 8, 60_000))
+        self._last_age_check = NO_TS
+        self._opened = False
+        self._stored: dict[str, int] | None = None  # chunk/rollup totals in the DB, counted lazily
+        self.counters: dict[str, int] = {
+            "chunks_written": 0,
+            "rollups_written": 0,
+            "samples_flushed": 0,
+            "chunk_bytes_written": 0,
+            "samples_appended": 0,
+            "duplicates": 0,
+            "dropped": 0,
+            "replayed_samples": 0,
+            "wal_rotations": 0,
+        }
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Load the series index from the database and replay the WAL into the head."""
+        with self._lock:
+            if self._opened:
+                return
+            self._load_series()
+            self._replay()
+            self.wal.start()
+            self._rotate()
+            self._opened = True
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._opened:
+                return
+            self.checkpoint()
+            self.wal.close()
+            self._opened = False
+
+    def checkpoint(self) -> None:
+        """Flush every unflushed sample into chunks, then start a new WAL segment and drop the old ones."""
+        with self._lock:
+            self._check_open()
+            n = self.head.n
+            unfl = self.head.pos[:n] - self.head.flushed[:n]
+            has = np.flatnonzero(unfl > 0)
+            pending = _Pending()
+            self._cut(has, unfl[has], pending)
+            self._store(pending)
+            self._rotate()
+
+    def _check_open(self) -> None:
+        if not self._opened:
+            raise RuntimeError("TSDB is not open; call open() first")
+
+    def _load_series(self) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(series.c.id, series.c.key_hash, series.c.metric, series.c.labels).order_by(series.c.id)
+            ).all()
+        max_id = -1
+        for sid, kh, metric, labels in rows:
+            self.index.add(int(sid), metric, json.loads(labels), bytes.fromhex(kh))
+            max_id = max(max_id, int(sid))
+        self.head.reserve(max_id + 1)
+        self.head.n = max_id + 1
+        self.head.loaded[: self.head.n] = False
+
+    def _replay(self) -> None:
+        head = self.head
+        records = list(self.wal.replay_records())
+        state_seen = False
+        samples: list[SamplesRecord] = []
+        for _seg, rec in records:
+            if isinstance(rec, StateRecord):
+                state_seen = True
+                k = min(len(rec.last_ts), head.n)
+                head.last_ts[:k] = rec.last_ts[:k]
+                head.last_bits[:k] = rec.last_bits[:k]
+            elif isinstance(rec, SeriesRecord):
+                missing = [s for s in rec.series if self.index.get(s[0]) is None]
+                if missing:
+                    head.reserve(max(s[0] for s in missing) + 1)
+                    self._insert_series([(sid, m, lab, None) for sid, m, lab in missing])
+            else:
+                samples.append(rec)
+        n = head.n
+        if not state_seen and n:
+            self._last_from_db()
+        if not samples:
+            return
+        min_ts = min(int(r.ts.min()) for r in samples if len(r.ts))
+        flushed_end = np.full(n, NO_TS, np.int64)
+        with self.engine.connect() as conn:
+            for sid, end in conn.execute(
+                sa.select(chunks.c.series_id, sa.func.max(chunks.c.end_ms))
+                .where(chunks.c.end_ms >= min_ts)
+                .group_by(chunks.c.series_id)
+            ):
+                if 0 <= sid < n:
+                    flushed_end[sid] = end
+        for rec in samples:
+            ok = (rec.ids >= 0) & (rec.ids < n)
+            if not ok.all():  # series unknown to both DB and WAL: cannot place these samples
+                log.warning("WAL replay: skipping samples of %d unknown series", int((~ok).sum()))
+            rep = np.repeat(np.arange(len(rec.ids)), rec.counts)
+            keep = ok[rep]
+            sid_rep = rec.ids[rep]
+            fl = np.zeros(len(rec.ts), bool)
+            fl[keep] = rec.ts[keep] <= flushed_end[sid_rep[keep]]
+            # Samples already in chunks go to the ring as flushed; the rest are applied normally.
+            k = len(rec.ids)
+            if fl.any():
+                c_fl = np.bincount(rep[fl], minlength=k).astype(np.int64)
+                head.write(rec.ids[c_fl > 0], c_fl[c_fl > 0], rec.ts[fl], rec.values[fl])
+                done = rec.ids[c_fl > 0]
+                head.flushed[done] = head.pos[done]
+            rest = keep & ~fl
+            if rest.any():
+                c_r = np.bincount(rep[rest], minlength=k).astype(np.int64)
+                sel = c_r > 0
+                self._apply(rec.ids[sel], c_r[sel], rec.ts[rest], rec.values[rest])
+            self.counters["replayed_samples"] += int(keep.sum())
+            if len(rec.ts):
+                self.clock.observe_ms(int(rec.ts.max()))
+
+    def _last_from_db(self) -> None:
+        """Newest sample of every series from its newest chunk (only when the WAL has no STATE record)."""
+        latest = (
+            sa.select(chunks.c.series_id, sa.func.max(chunks.c.start_ms).label("m"))
+            .group_by(chunks.c.series_id)
+            .subquery()
+        )
+        q = sa.select(chunks.c.series_id, chunks.c.data).join(
+            latest, sa.and_(chunks.c.series_id == latest.c.series_id, chunks.c.start_ms == latest.c.m)
+        )
+        with self.engine.connect() as conn:
+            for sid, data in conn.execute(q):
+                ts, vals = decode_chunk(bytes(data))
+                if len(ts) and 0 <= sid < self.head.n:
+                    self.head.last_ts[sid] = ts[-1]
+                    self.head.last_bits[sid] = vals[-1:].view(np.uint64)[0]
+
+    def _rotate(self) -> None:
+        head = self.head
+        n = head.n
+        unfl = head.pos[:n] - head.flushed[:n]
+        has = np.flatnonzero(unfl > 0)
+        recs = [encode_record(REC_STATE, state_parts(head.last_ts[:n], head.last_bits[:n]))]
+        if len(has):
+            counts = unfl[has]
+            ts, vals = head.gather_many(has, head.flushed[has], counts)
+            recs.append(encode_record(REC_SAMPLES, samples_parts(has, counts, ts, vals)))
+        self.wal.rotate(recs)
+        self.counters["wal_rotations"] += 1
+
+    # --- series ----------------------------------------------------------------------------------
+    def _insert_series(self, new: list[tuple[int, str, dict[str, str], bytes | None]]) -> None:
+        """Commit new series rows, then add them to the index and head (ids must be reserved)."""
+        from aurora.model import series_key
+
+        now = self.clock.now_ms()
+        rows = []
+        hashes = []
+        for sid, metric, labels, kh in new:
+            h = kh if kh is not None else key_hash(series_key(metric, labels))
+            hashes.append(h)
+            rows.append(
+                {
+                    "id": sid,
+                    "key_hash": h.hex(),
+                    "metric": metric,
+                    "labels": json.dumps(labels, sort_keys=True, separators=(",", ":")),
+                    "created_ms": now,
+                }
+            )
+        with self.engine.begin() as conn:
+            conn.execute(series.insert(), rows)
+        for (sid, metric, labels, _), h in zip(new, hashes, strict=True):
+            self.index.add(sid, metric, labels, h)
+            self.head.n = max(self.head.n, sid + 1)
+            self.head.loaded[sid] = True
+
+    def _lookup(
+        self, metrics: list[str], labels: list[dict[str, str]]
+    ) -> tuple[Int64Array, list[tuple[int, str, dict[str, str], bytes | None]]]:
+        """Ids for (metric, labels), with provisional ids for unknown series (nothing is created)."""
+        ids = self.index.lookup_fast(metrics, labels)
+        new: list[tuple[int, str, dict[str, str], bytes | None]] = []
+        new_by_hash: dict[bytes, int] = {}
+        base = self.head.n
+        for i, c in enumerate(ids):
+            if c >= 0:
+                continue
+            sid, _key, kh = self.index.lookup_slow(metrics[i], labels[i])
+            if sid < 0:
+                got = new_by_hash.get(kh)
+                if got is None:
+                    sid = base + len(new)
+                    new_by_hash[kh] = sid
+                    new.append((sid, metrics[i], labels[i], kh))
+                else:
+                    sid = got
+            ids[i] = sid
+        if new:
+            per: dict[str, int] = {}
+            for _, m, _, _ in new:
+                per[m] = per.get(m, 0) + 1
+            limit = self.limits.max_series_per_metric
+            for m, k in per.items():
+                have = self.index.per_metric.get(m, 0)
+                if have + k > limit:
+                    raise LimitExceeded(
+                        f"metric {m!r} would have {have + k} series, above the limit of {limit} series per "
+                        f"metric (limits.max_series_per_metric); {k} new series in this request",
+                        metric=m,
+                        limit=limit,
+                        existing=have,
+                        new=k,
+                    )
+            self.head.reserve(base + len(new))
+        return np.asarray(ids, np.int64), new
+
+    def resolve(self, metrics: list[str], labels: list[dict[str, str]]) -> Int64Array:
+        """Ids of the given series, creating (cardinality-checked, WAL-logged) the ones that are new."""
+        if len(metrics) != len(labels):
+            raise BadInput("metrics and labels differ in length")
+        with self._lock:
+            self._check_open()
+            ids, new = self._lookup(metrics, labels)
+            if new:
+                self._insert_series(new)
+                self.wal.write([encode_record(REC_SERIES, self._series_parts(new))])
+            return ids
+
+    def _series_parts(self, new: list[tuple[int, str, dict[str, str], bytes | None]]) -> list[Any]:
+        return series_parts([(sid, m, dict(lab)) for sid, m, lab, _ in new])
+
+    def all_series(self) -> list[SeriesInfo]:
+        """Every series (shared objects: do not mutate)."""
+        with self._lock:
+            return [s for s in self.index.infos if s is not None]
+
+    def get_series(self, series_id: int) -> SeriesInfo:
+        info = self.index.get(int(series_id))
+        if info is None:
+            raise NotFound(f"no series with id {series_id}")
+        return info
+
+    # --- append ----------------------------------------------------------------------------------
+    def append(self, batch: SeriesBatch) -> AppendResult:
+        k = batch.n_series
+        _check_shapes(k, batch.offsets, batch.ts_ms, batch.values)
+        if len(batch.labels) != k:
+            raise BadInput("metrics and labels differ in length")
+        with self._lock:
+            self._check_open()
+            if k == 0:
+                return AppendResult(0, 0, 0, 0, np.zeros(0, np.int64))
+            ids, new = self._lookup(batch.metrics, batch.labels)
+            return self._append_locked(ids, batch.offsets, batch.ts_ms, batch.values, new)
+
+    def append_ids(
+        self, series_ids: Int64Array, offsets: Int64Array, ts_ms: Int64Array, values: Float64Array
+    ) -> AppendResult:
+        ids = np.asarray(series_ids, np.int64)
+        _check_shapes(len(ids), offsets, ts_ms, values)
+        with self._lock:
+            self._check_open()
+            if len(ids) == 0:
+                return AppendResult(0, 0, 0, 0, ids)
+            bad = (ids < 0) | (ids >= self.head.n)
+            if bad.any():
+                raise BadInput(f"unknown series id {int(ids[np.argmax(bad)])}")
+            return self._append_locked(ids, offsets, ts_ms, values, [])
+
+    def _key(self, sid: int, new: list[tuple[int, str, dict[str, str], bytes | None]]) -> str:
+        from aurora.model import series_key
+
+        for nsid, m, lab, _ in new:
+            if nsid == sid:
+                return series_key(m, lab)
+        return self.index.key_of(sid)
+
+    def _append_locked(
+        self,
+        ids_in: Int64Array,
+        offsets: Int64Array,
+        ts: Int64Array,
+        vals: Float64Array,
+        new: list[tuple[int, str, dict[str, str], bytes | None]],
+    ) -> AppendResult:
+        head = self.head
+        ts = np.asarray(ts, np.int64)
+        vals = np.asarray(vals, np.float64)
+        counts: Int64Array = np.diff(np.asarray(offsets, np.int64)).astype(np.int64, copy=False)
+        ids = ids_in
+        k = len(ids)
+        # the same series twice in one batch: merge its groups (in batch order)
+        mark = np.empty(head.cap, np.int64)
+        ar = np.arange(k)
+        mark[ids] = ar
+        if (mark[ids] != ar).any():
+            sid_rep = np.repeat(ids, counts)
+            order = np.argsort(sid_rep, kind="stable")
+            ts, vals = ts[order], vals[order]
+            ids, counts = np.unique(sid_rep, return_counts=True)
+            counts = counts.astype(np.int64)
+            k = len(ids)
+        n = len(ts)
+        rep = np.repeat(np.arange(k), counts)
+        sid_rep = ids[rep]
+        if n > 1:
+            bad = (ts[1:] <= ts[:-1]) & (rep[1:] == rep[:-1])
+            if bad.any():
+                j = int(np.argmax(bad)) + 1
+                raise BadInput(
+                    f"samples of series {self._key(int(sid_rep[j]), new)} are not in strictly increasing time "
+                    f"order: timestamp {int(ts[j])} follows {int(ts[j - 1])}",
+                    series=self._key(int(sid_rep[j]), new),
+                    timestamp_ms=int(ts[j]),
+                )
+        last_ts = head.last_ts[sid_rep]
+        eq = ts == last_ts
+        dup = eq & (vals.view(np.uint64) == head.last_bits[sid_rep])
+        ooo = (ts < last_ts) | (eq & ~dup)
+        n_dup = int(dup.sum())
+        n_ooo = int(ooo.sum())
+        if n_ooo and self.limits.out_of_order == "reject":
+            j = int(np.argmax(ooo))
+            key = self._key(int(sid_rep[j]), new)
+            if eq[j]:
+                why = "has the same timestamp as the newest stored sample but a different value"
+            else:
+                why = f"is older than the newest stored sample at {int(last_ts[j])}"
+            raise BadInput(
+                f"out-of-order sample for series {key}: timestamp {int(ts[j])} {why} "
+                f"(newest stored timestamp {int(last_ts[j])}); limits.out_of_order is 'reject'",
+                series=key,
+                timestamp_ms=int(ts[j]),
+                newest_ms=int(last_ts[j]),
+            )
+        if n_dup or n_ooo:
+            keep = ~(dup | ooo)
+            ts, vals, rep = ts[keep], vals[keep], rep[keep]
+            counts = np.bincount(rep, minlength=k).astype(np.int64)
+        # --- validated: from here on the batch is stored ---
+        if new:
+            self._insert_series(new)
+        recs = []
+        if new:
+            recs.append(encode_record(REC_SERIES, self._series_parts(new)))
+        if len(ts):
+            sel = counts > 0
+            ids_w, counts_w = (ids, counts) if sel.all() else (ids[sel], counts[sel])
+            recs.append(encode_record(REC_SAMPLES, samples_parts(ids_w, counts_w, ts, vals)))
+            self.wal.write(recs)
+            self._apply(ids_w, counts_w, ts, vals)
+            self.clock.observe_ms(int(ts.max()))
+            self._maybe_rotate()
+        elif recs:
+            self.wal.write(recs)
+        self.counters["samples_appended"] += len(ts)
+        self.counters["duplicates"] += n_dup
+        self.counters["dropped"] += n_ooo
+        return AppendResult(len(ts), n_dup, n_ooo, len(new), np.asarray(ids_in, np.int64))
+
+    def _maybe_rotate(self) -> None:
+        if self.wal.segment_bytes < WAL_SEGMENT_TARGET_BYTES:
+            return
+        n = self.head.n
+        unflushed_bytes = int((self.head.pos[:n] - self.head.flushed[:n]).sum()) * 16 + n * 16
+        if self.wal.segment_bytes >= 4 * unflushed_bytes:
+            self._rotate()
+
+    # --- head -> chunks ----------------------------------------------------------------------------
+    def _apply(self, sids: Int64Array, counts: Int64Array, ts: Int64Array, vals: Float64Array) -> None:
+        """Write validated samples (grouped by unique series) to the head and cut chunks that are due."""
+        head = self.head
+        c = self._chunk
+        room = head.ring - c  # each round adds at most this many per series: unflushed never overwritten
+        pending = _Pending()
+        if int(counts.max()) <= room:
+            rounds = [(sids, counts, ts, vals)]
+        else:
+            starts, _ = _ranges(counts)
+            rep = np.repeat(np.arange(len(sids)), counts)
+            rank = np.arange(len(ts)) - starts[rep]
+            rounds = []
+            for r in range(int(counts.max() + room - 1) // room):
+                m = (rank >= r * room) & (rank < (r + 1) * room)
+                cr = np.bincount(rep[m], minlength=len(sids)).astype(np.int64)
+                sel = cr > 0
+                rounds.append((sids[sel], cr[sel], ts[m], vals[m]))
+        for r_sids, r_counts, r_ts, r_vals in rounds:
+            head.write(r_sids, r_counts, r_ts, r_vals)
+            unfl = head.pos[r_sids] - head.flushed[r_sids]
+            due = unfl >= c
+            if due.any():
+                self._cut(r_sids[due], (unfl[due] // c) * c, pending)
+        wm = self.clock.watermark_ms
+        top = int(ts.max())
+        now = top if wm is None else max(wm, top)
+        if now - self._last_age_check >= self._age_step_ms:
+            self._last_age_check = now
+            self._cut_aged(now, pending)
+        self._store(pending)
+
+    def _cut_aged(self, now_ms: int, pending: _Pending) -> None:
+        head = self.head
+        n = head.n
+        unfl = head.pos[:n] - head.flushed[:n]
+        has = np.flatnonzero(unfl > 0)
+        if not len(has):
+            return
+        first = head.ts[has, head.flushed[has] % head.ring]
+        old = first < now_ms - self._age_ms
+        if old.any():
+            sel = has[old]
+            self._cut(sel, unfl[sel], pending)
+
+    def _cut(self, sids: Int64Array, nflush: Int64Array, pending: _Pending) -> None:
+        """Move the oldest ``nflush[i]`` unflushed samples of ``sids[i]`` into ``pending`` (chunks of at most
+        ``chunk_samples``) and mark them flushed."""
+        if not len(sids):
+            return
+        head = self.head
+        ts, vals = head.gather_many(sids, head.flushed[sids], nflush)
+        c = self._chunk
+        per = (nflush + c - 1) // c
+        csid = np.repeat(sids, per)
+        rep = np.repeat(np.arange(len(sids)), per)
+        first_chunk = np.zeros(len(sids), np.int64)
+        if len(sids) > 1:
+            np.cumsum(per[:-1], out=first_chunk[1:])
+        k = np.arange(len(csid)) - first_chunk[rep]
+        sizes = np.minimum(c, nflush[rep] - k * c)
+        pending.ts.append(ts)
+        pending.vals.append(vals)
+        pending.sid.append(csid)
+        pending.sizes.append(sizes)
+        head.flushed[sids] += nflush
+
+    def _store(self, pending: _Pending) -> None:
+        """Encode pending chunks and their rollups and insert them in one transaction."""
+        if not pending:
+            return
+        ts = np.concatenate(pending.ts) if len(pending.ts) > 1 else pending.ts[0]
+        vals = np.concatenate(pending.vals) if len(pending.vals) > 1 else pending.vals[0]
+        csid = np.concatenate(pending.sid) if len(pending.sid) > 1 else pending.sid[0]
+        sizes = np.concatenate(pending.sizes) if len(pending.sizes) > 1 else pending.sizes[0]
+        pending.ts.clear()
+        starts, ends = _ranges(sizes)
+        first_ts = ts[starts].tolist()
+        last_ts = ts[ends - 1].tolist()
+        sid_l = csid.tolist()
+        st_l = starts.tolist()
+        en_l = ends.tolist()
+        sz_l = sizes.tolist()
+        chunk_rows = []
+        nbytes = 0
+        for i in range(len(sid_l)):
+            a, b = st_l[i], en_l[i]
+            data = encode_chunk(ts[a:b], vals[a:b])
+            nbytes += len(data)
+            chunk_rows.append(
+                {"series_id": sid_l[i], "start_ms": first_ts[i], "end_ms": last_ts[i], "count": sz_l[i],
+                 "data": data}
+            )
+        group = np.repeat(np.arange(len(sizes)), sizes)
+        rollup_rows = []
+        for res in RESOLUTIONS_S:
+            agg, grp = rollup_mod.compute(ts, vals, group, res)
+            if not len(agg):
+                continue
+            brk = np.flatnonzero(grp[1:] != grp[:-1]) + 1
+            r_starts = np.concatenate(([0], brk)).tolist()
+            r_ends = np.concatenate((brk, [len(grp)])).tolist()
+            chunk_of = grp[r_starts].tolist()
+            for a, b, j in zip(r_starts, r_ends, chunk_of, strict=True):
+                rollup_rows.append(
+                    {"series_id": sid_l[j], "resolution_s": res, "start_ms": first_ts[j], "end_ms": last_ts[j],
+                     "count": b - a, "data": rollup_mod.encode(agg.slice(a, b))}
+                )
+        with self.engine.begin() as conn:
+            conn.execute(chunks.insert(), chunk_rows)
+            if rollup_rows:
+                conn.execute(rollups.insert(), rollup_rows)
+        self.counters["chunks_written"] += len(chunk_rows)
+        self.counters["rollups_written"] += len(rollup_rows)
+        self.counters["samples_flushed"] += len(ts)
+        self.counters["chunk_bytes_written"] += nbytes
+        if self._stored is not None:
+            self._stored["chunks"] += len(chunk_rows)
+            self._stored["rollups"] += len(rollup_rows)
+            self._stored["samples"] += len(ts)
+
+    # --- reads -----------------------------------------------------------------------------------
+    def _check_sid(self, series_id: int) -> int:
+        sid = int(series_id)
+        if self.index.get(sid) is None:
+            raise NotFound(f"no series with id {series_id}")
+        return sid
+
+    def read(self, series_id: int, start_ms: int, end_ms: int) -> tuple[Int64Array, Float64Array]:
+        """Raw samples with ``start_ms <= ts <= end_ms`` from chunks and head, sorted by time."""
+        head = self.head
+        with self._lock:
+            sid = self._check_sid(series_id)
+            lo, hi = head.present(sid)
+            f = int(head.flushed[sid])
+            oldest = int(head.ts[sid, lo % head.ring]) if hi > lo else None
+            if oldest is not None and start_ms >= oldest:
+                # everything asked for is in the ring
+                rts, rvals = head.gather(sid, lo, hi)
+                a = int(np.searchsorted(rts, start_ms, side="left"))
+                b = int(np.searchsorted(rts, end_ms, side="right"))
+                return rts[a:b].copy(), rvals[a:b].copy()
+            hts, hvals = head.gather(sid, max(f, lo), hi)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(chunks.c.data)
+                .where(
+                    chunks.c.series_id == sid,
+                    chunks.c.start_ms <= end_ms,
+                    chunks.c.end_ms >= start_ms,
+                )
+                .order_by(chunks.c.start_ms)
+            ).all()
+        parts_t: list[Int64Array] = []
+        parts_v: list[Float64Array] = []
+        for (data,) in rows:
+            t, v = decode_chunk(bytes(data))
+            parts_t.append(t)
+            parts_v.append(v)
+        if parts_t and len(hts) and hts[0] <= parts_t[-1][-1]:
+            # a flush raced with this read: those head samples are in the chunks already
+            m = hts > parts_t[-1][-1]
+            hts, hvals = hts[m], hvals[m]
+        parts_t.append(hts)
+        parts_v.append(hvals)
+        ts = np.concatenate(parts_t)
+        vals = np.concatenate(parts_v)
+        a = int(np.searchsorted(ts, start_ms, side="left"))
+        b = int(np.searchsorted(ts, end_ms, side="right"))
+        return ts[a:b], vals[a:b]
+
+    def read_rollup(self, series_id: int, resolution_s: int, start_ms: int, end_ms: int) -> RollupArrays:
+        """Buckets of ``resolution_s`` (60 or 3600) whose start lies in ``[start_ms - start_ms % width,
+        end_ms]``: stored rollup rows merged with the head's unflushed samples."""
+        if resolution_s not in RESOLUTIONS_S:
+            raise BadInput(f"rollup resolution must be one of {list(RESOLUTIONS_S)} seconds, not {resolution_s}")
+        width = resolution_s * 1000
+        a_ms = start_ms - start_ms % width
+        head = self.head
+        with self._lock:
+            sid = self._check_sid(series_id)
+            lo, hi = head.present(sid)
+            hts, hvals = head.gather(sid, max(int(head.flushed[sid]), lo), hi)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(rollups.c.data, rollups.c.end_ms)
+                .where(
+                    rollups.c.series_id == sid,
+                    rollups.c.resolution_s == resolution_s,
+                    rollups.c.start_ms <= end_ms,
+                    rollups.c.end_ms >= a_ms,
+                )
+                .order_by(rollups.c.start_ms)
+            ).all()
+        parts = [rollup_mod.decode(bytes(data)) for data, _ in rows]
+        if rows and len(hts):
+            max_end = max(int(e) for _, e in rows)
+            m = hts > max_end
+            hts, hvals = hts[m], hvals[m]
+        if len(hts):
+            agg, _ = rollup_mod.compute(hts, hvals, np.zeros(len(hts), np.int64), resolution_s)
+            parts.append(agg)
+        merged = rollup_mod.merge(parts)
+        a = int(np.searchsorted(merged.ts, a_ms, side="left"))
+        b = int(np.searchsorted(merged.ts, end_ms, side="right"))
+        return merged.slice(a, b)
+
+    def window(self, series_id: int) -> tuple[Int64Array, Float64Array]:
+        """The newest ``storage.head_window`` samples of a series (copies)."""
+        head = self.head
+        w = head.window
+        with self._lock:
+            sid = self._check_sid(series_id)
+            lo, hi = head.present(sid)
+            if not head.loaded[sid]:
+                if hi - lo < w:
+                    self._backfill(sid, w - (hi - lo))
+                    lo, hi = head.present(sid)
+                head.loaded[sid] = True
+            ts, vals = head.gather(sid, max(lo, hi - w), hi)
+            return ts, vals
+
+    def _backfill(self, sid: int, need: int) -> None:
+        """After a restart: fill the ring with up to ``need`` older samples from chunks."""
+        head = self.head
+        lo, hi = head.present(sid)
+        rts, rvals = head.gather(sid, lo, hi)
+        before = int(rts[0]) if len(rts) else None
+        q = sa.select(chunks.c.data).where(chunks.c.series_id == sid)
+        if before is not None:
+            q = q.where(chunks.c.start_ms < before)
+        q = q.order_by(chunks.c.start_ms.desc())
+        got_t: list[Int64Array] = []
+        got_v: list[Float64Array] = []
+        have = 0
+        with self.engine.connect() as conn:
+            for (data,) in conn.execute(q).yield_per(8):
+                t, v = decode_chunk(bytes(data))
+                if before is not None:
+                    m = t < before
+                    t, v = t[m], v[m]
+                got_t.append(t)
+                got_v.append(v)
+                have += len(t)
+                if have >= need:
+                    break
+        if not have:
+            return
+        got_t.reverse()
+        got_v.reverse()
+        unfl = hi - int(head.flushed[sid])
+        head.replace(sid, np.concatenate([*got_t, rts]), np.concatenate([*got_v, rvals]), unfl)
+
+    # --- maintenance -----------------------------------------------------------------------------
+    def flush_aged(self, now_ms: int) -> None:
+        """Write partial chunks whose oldest sample is more than ``max_chunk_age_s`` before ``now_ms``."""
+        with self._lock:
+            self._check_open()
+            pending = _Pending()
+            self._cut_aged(now_ms, pending)
+            self._store(pending)
+
+    def enforce_retention(self, now_ms: int) -> int:
+        """Flush aged partial chunks, then delete chunks and rollups past retention. Returns rows deleted."""
+        self.flush_aged(now_ms)
+        st = self.storage
+        cut_raw = now_ms - int(st.retention_raw_days * DAY_MS)
+        cut_1m = now_ms - int(st.retention_1m_days * DAY_MS)
+        cut_1h = now_ms - int(st.retention_1h_days * DAY_MS)
+        with self._lock, self.engine.begin() as conn:
+            r1 = conn.execute(sa.delete(chunks).where(chunks.c.end_ms < cut_raw)).rowcount
+            r2 = conn.execute(
+                sa.delete(rollups).where(rollups.c.resolution_s == 60, rollups.c.end_ms < cut_1m)
+            ).rowcount
+            r3 = conn.execute(
+                sa.delete(rollups).where(rollups.c.resolution_s == 3600, rollups.c.end_ms < cut_1h)
+            ).rowcount
+            if self._stored is not None and (r1 or r2 or r3):
+                self._stored = None  # recount lazily
+        return int(r1 or 0) + int(r2 or 0) + int(r3 or 0)
+
+    def _count_stored(self) -> dict[str, int]:
+        if self._stored is None:
+            with self.engine.connect() as conn:
+                nc, ns = conn.execute(
+                    sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(chunks.c.count), 0))
+                ).one()
+                nr = conn.execute(sa.select(sa.func.count()).select_from(rollups)).scalar_one()
+            self._stored = {"chunks": int(nc), "samples": int(ns), "rollups": int(nr)}
+        return self._stored
+
+    def _db_bytes(self) -> int:
+        if self.engine.dialect.name == "sqlite":
+            db = self.engine.url.database
+            if not db or db == ":memory:":
+                return 0
+            total = 0
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    total += os.stat(db + suffix).st_size
+            return total
+        try:
+            with self.engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        sa.text(
+                            "SELECT pg_total_relation_size('chunks') + pg_total_relation_size('rollups')"
+                            " + pg_total_relation_size('series')"
+                        )
+                    ).scalar_one()
+                )
+        except sa.exc.SQLAlchemyError:
+            return 0
+
+    def stats(self) -> dict[str, int | float]:
+        with self._lock:
+            head = self.head
+            n = head.n
+            present = np.minimum(head.pos[:n], head.ring)
+            unfl = head.pos[:n] - head.flushed[:n]
+            stored = self._count_stored()
+            out: dict[str, int | float] = {
+                "series": sum(1 for s in self.index.infos if s is not None),
+                "head_samples": int(present.sum()),
+                "head_unflushed_samples": int(unfl.sum()),
+                "head_capacity_series": head.cap,
+                "head_window_bytes": head.window_bytes(),
+                "chunks": stored["chunks"],
+                "rollup_rows": stored["rollups"],
+                "samples_stored": stored["samples"],
+                "wal_bytes": self.wal.disk_bytes(),
+                "db_bytes": self._db_bytes(),
+                **self.counters,
+                "wal_fsyncs": self.wal.fsyncs,
+            }
+            out["bytes_on_disk"] = int(out["wal_bytes"]) + int(out["db_bytes"])
+            return out
+
+
+def _check_shapes(k: int, offsets: Any, ts: Any, values: Any) -> None:
+    offsets = np.asarray(offsets)
+    if offsets.shape != (k + 1,):
+        raise BadInput(f"offsets must have {k + 1} entries (series + 1), got {offsets.shape[0]}")
+    if len(ts) != len(values):
+        raise BadInput(f"{len(ts)} timestamps but {len(values)} values")
+    if int(offsets[0]) != 0 or int(offsets[-1]) != len(ts) or (k and (np.diff(offsets) < 0).any()):
+        raise BadInput("offsets must start at 0, never decrease and end at the number of samples")

@@ -1,0 +1,398 @@
+"""TSDB against a real database (SQLite and PostgreSQL via the ``db_url`` fixture)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from aurora.clock import EventClock
+from aurora.config import LimitsConfig, StorageConfig
+from aurora.db.database import create_db_engine, migrate
+from aurora.db.tables import chunks, rollups, series
+from aurora.errors import BadInput, LimitExceeded
+from aurora.model import SeriesBatch
+from aurora.store.tsdb import TSDB
+
+STALE = np.array([0x7FF0000000000002], np.uint64).view(np.float64)[0]
+T0 = 1_700_000_000_000
+STEP = 15_000
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, np.float64).view(np.uint64)
+
+
+def batch(items: list[tuple[str, dict[str, str], list[int], list[float]]]) -> SeriesBatch:
+    counts = [len(t) for _, _, t, _ in items]
+    offsets = np.zeros(len(items) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    ts = np.array([x for _, _, t, _ in items for x in t], np.int64)
+    vals = np.array([x for _, _, _, v in items for x in v], np.float64)
+    return SeriesBatch([m for m, *_ in items], [lab for _, lab, *_ in items], offsets, ts, vals)
+
+
+class Store:
+    """Builds TSDBs on one database and data dir, so tests can reopen."""
+
+    def __init__(self, url: str, data_dir: Path) -> None:
+        self.engine = create_db_engine(url)
+        migrate(self.engine)
+        self.data_dir = data_dir
+
+    def make(self, **storage: object) -> TSDB:
+        limits = {k: storage.pop(k) for k in list(storage) if k in LimitsConfig.model_fields}
+        st = StorageConfig(data_dir=self.data_dir, **{"chunk_samples": 16, "head_window": 32, **storage})
+        db = TSDB(self.engine, self.data_dir, st, LimitsConfig(**limits), EventClock("data"))
+        db.open()
+        return db
+
+
+@pytest.fixture
+def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
+    s = Store(db_url, tmp_path / "data")
+    yield s
+    s.engine.dispose()
+
+
+def test_round_trip_across_chunks_and_head(store: Store) -> None:
+    db = store.make()
+    n = 16 * 5 + 7  # 5 full chunks and 7 samples in the head
+    ts = T0 + STEP * np.arange(n)
+    rng = np.random.default_rng(1)
+    vals = rng.normal(size=n)
+    vals[3] = np.nan
+    vals[20] = STALE
+    vals[40] = -0.0
+    vals[50] = np.inf
+    # several batches of uneven size
+    for a, b in [(0, 1), (1, 30), (30, 31), (31, 85), (85, n)]:
+        r = db.append(batch([("m", {"a": "1"}, list(ts[a:b]), list(vals[a:b]))]))
+        assert r.accepted == b - a
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(chunks)).scalar_one() == 5
+    sid = int(db.resolve(["m"], [{"a": "1"}])[0])
+    got_t, got_v = db.read(sid, int(ts[0]), int(ts[-1]))
+    assert np.array_equal(got_t, ts)
+    assert np.array_equal(bits(got_v), bits(vals))
+    # sub-ranges, inclusive bounds, ranges that straddle chunk and head
+    for a, b in [(0, 0), (5, 17), (15, 16), (70, 86), (79, 82), (86, n - 1)]:
+        t2, v2 = db.read(sid, int(ts[a]), int(ts[b]))
+        assert np.array_equal(t2, ts[a : b + 1])
+        assert np.array_equal(bits(v2), bits(vals[a : b + 1]))
+    wt, wv = db.window(sid)
+    assert np.array_equal(wt, ts[-32:])
+    db.close()
+    db2 = store.make()
+    t3, v3 = db2.read(sid, int(ts[0]), int(ts[-1]))
+    assert np.array_equal(t3, ts) and np.array_equal(bits(v3), bits(vals))
+    wt, wv = db2.window(sid)
+    assert np.array_equal(wt, ts[-32:]) and np.array_equal(bits(wv), bits(vals[-32:]))
+    db2.close()
+
+
+def test_duplicates_and_out_of_order(store: Store) -> None:
+    db = store.make()
+    b1 = batch([("m", {"a": "1"}, [T0, T0 + 1000], [1.0, 2.0])])
+    assert db.append(b1).accepted == 2
+    # exact retry of the newest sample: a duplicate, skipped
+    r = db.append(batch([("m", {"a": "1"}, [T0 + 1000], [2.0])]))
+    assert (r.accepted, r.duplicates, r.dropped) == (0, 1, 0)
+    # equal timestamp, different value: out of order
+    with pytest.raises(BadInput, match=r'm\{a="1"\}.*1700000001000'):
+        db.append(batch([("m", {"a": "1"}, [T0 + 1000], [3.0])]))
+    # older: out of order, message names the sample and the newest stored
+    with pytest.raises(BadInput) as ei:
+        db.append(batch([("m", {"a": "1"}, [T0 + 500], [3.0])]))
+    assert 'm{a="1"}' in ei.value.message and str(T0 + 500) in ei.value.message
+    assert str(T0 + 1000) in ei.value.message
+    # NaN bits matter for duplicates: stale marker vs NaN differ
+    db.append(batch([("m", {"a": "1"}, [T0 + 2000], [STALE])]))
+    r = db.append(batch([("m", {"a": "1"}, [T0 + 2000], [STALE])]))
+    assert r.duplicates == 1
+    with pytest.raises(BadInput):
+        db.append(batch([("m", {"a": "1"}, [T0 + 2000], [np.nan])]))
+    db.close()
+    drop = store.make(out_of_order="drop")
+    r = drop.append(batch([("m", {"a": "1"}, [T0 + 500, T0 + 2000, T0 + 3000], [1.0, 5.0, 6.0])]))
+    assert (r.accepted, r.duplicates, r.dropped) == (1, 0, 2)
+    sid = int(r.series_ids[0])
+    t, v = drop.read(sid, 0, T0 * 2)
+    assert list(t) == [T0, T0 + 1000, T0 + 2000, T0 + 3000]
+    drop.close()
+
+
+def test_not_increasing_within_batch_rejected(store: Store) -> None:
+    db = store.make()
+    with pytest.raises(BadInput, match=r'm\{a="x"\}.*1700000000000'):
+        db.append(batch([("m", {"a": "x"}, [T0 + 1, T0], [1.0, 2.0])]))
+    with pytest.raises(BadInput):
+        db.append(batch([("m", {"a": "x"}, [T0, T0], [1.0, 1.0])]))
+    assert db.all_series() == []
+    db.close()
+
+
+def test_failed_batch_stores_nothing(store: Store) -> None:
+    db = store.make()
+    db.append(batch([("m", {"a": "1"}, [T0 + 1000], [1.0])]))
+    wal_before = db.wal.bytes_written
+    bad = batch(
+        [
+            ("m", {"a": "2"}, [T0, T0 + 1000], [1.0, 2.0]),  # new series, fine
+            ("m", {"a": "1"}, [T0 + 2000], [2.0]),  # fine
+            ("m", {"a": "1"}, [T0 + 500], [2.0]),  # same series again: not increasing after merge
+        ]
+    )
+    with pytest.raises(BadInput):
+        db.append(bad)
+    bad2 = batch([("m", {"a": "3"}, [T0], [1.0]), ("m", {"a": "1"}, [T0], [1.0])])  # 2nd is out of order
+    with pytest.raises(BadInput):
+        db.append(bad2)
+    assert db.wal.bytes_written == wal_before
+    assert [s.labels for s in db.all_series()] == [{"a": "1"}]
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(series)).scalar_one() == 1
+    t, _ = db.read(0, 0, T0 * 2)
+    assert list(t) == [T0 + 1000]
+    # the provisional ids were not burnt: next new series gets id 1
+    r = db.append(batch([("m", {"a": "9"}, [T0], [1.0])]))
+    assert list(r.series_ids) == [1] and r.new_series == 1
+    db.close()
+
+
+def test_cardinality_limit(store: Store) -> None:
+    db = store.make(max_series_per_metric=3)
+    db.append(batch([("m", {"i": str(i)}, [T0], [1.0]) for i in range(2)]))
+    with pytest.raises(LimitExceeded, match=r"'m'.*3"):
+        db.append(batch([("m", {"i": str(i)}, [T0 + 1], [1.0]) for i in range(5)]))
+    assert len(db.all_series()) == 2
+    # other metrics are not affected; existing series still accept samples
+    db.append(batch([("other", {"i": str(i)}, [T0], [1.0]) for i in range(3)]))
+    db.append(batch([("m", {"i": "0"}, [T0 + 5], [1.0])]))
+    with pytest.raises(LimitExceeded):
+        db.resolve(["m", "m"], [{"i": "7"}, {"i": "8"}])
+    assert len(db.resolve(["m"], [{"i": "7"}])) == 1
+    db.close()
+
+
+def test_label_order_and_reopen_restores_ids(store: Store) -> None:
+    db = store.make()
+    r = db.append(batch([("m", {"a": "1", "b": "2"}, [T0], [1.0]), ("n", {}, [T0], [2.0])]))
+    ids = list(r.series_ids)
+    r2 = db.append(batch([("m", {"b": "2", "a": "1"}, [T0 + 1], [1.0])]))
+    assert list(r2.series_ids) == [ids[0]] and r2.new_series == 0
+    db.close()
+    db2 = store.make()
+    assert list(db2.resolve(["n", "m"], [{}, {"b": "2", "a": "1"}])) == [ids[1], ids[0]]
+    info = db2.get_series(ids[0])
+    assert (info.metric, info.labels) == ("m", {"a": "1", "b": "2"})
+    # the newest sample survived the restart: a retry is a duplicate, older is rejected
+    assert db2.append(batch([("m", {"a": "1", "b": "2"}, [T0 + 1], [1.0])])).duplicates == 1
+    with pytest.raises(BadInput):
+        db2.append(batch([("m", {"a": "1", "b": "2"}, [T0], [1.0])]))
+    db2.close()
+
+
+def test_append_ids_fast_path(store: Store) -> None:
+    db = store.make()
+    ids = db.resolve([f"m{i}" for i in range(50)], [{"x": "y"}] * 50)
+    assert list(ids) == list(range(50))
+    for k in range(40):
+        offsets = np.arange(51, dtype=np.int64)
+        r = db.append_ids(ids, offsets, np.full(50, T0 + k * STEP, np.int64), np.full(50, float(k)))
+        assert r.accepted == 50
+    t, v = db.read(7, 0, T0 * 2)
+    assert np.array_equal(t, T0 + STEP * np.arange(40)) and np.array_equal(v, np.arange(40.0))
+    with pytest.raises(BadInput):
+        db.append_ids(np.array([999]), np.array([0, 1]), np.array([T0]), np.array([1.0]))
+    db.close()
+
+
+def _agg(ts: np.ndarray, vals: np.ndarray, res_s: int) -> dict[int, tuple[float, float, float, int, float]]:
+    out: dict[int, tuple[float, float, float, int, float]] = {}
+    w = res_s * 1000
+    for b in sorted(set((ts - ts % w).tolist())):
+        m = (ts - ts % w == b) & ~np.isnan(vals)
+        if m.any():
+            v = vals[m]
+            out[b] = (v.min(), v.max(), float(v.sum()), int(m.sum()), v[-1])
+    return out
+
+
+def test_rollups_equal_direct_aggregates(store: Store) -> None:
+    db = store.make(max_chunk_age_s=10**9)
+    rng = np.random.default_rng(7)
+    n = 16 * 20 + 5
+    ts = T0 + 7_000 + np.cumsum(rng.integers(1_000, 40_000, size=n))
+    vals = rng.normal(100, 10, size=n)
+    vals[rng.integers(0, n, 10)] = np.nan
+    vals[11] = STALE
+    for a in range(0, n, 23):
+        db.append(batch([("m", {}, list(ts[a : a + 23]), list(vals[a : a + 23]))]))
+    for res in (60, 3600):
+        want = _agg(ts, vals, res)
+        got = db.read_rollup(0, res, int(ts[0]), int(ts[-1]))
+        assert list(got.ts) == list(want)
+        for i, b in enumerate(got.ts.tolist()):
+            mn, mx, sm, cnt, last = want[b]
+            assert (got.min[i], got.max[i], got.count[i], got.last[i]) == (mn, mx, cnt, last)
+            assert got.sum[i] == pytest.approx(sm, rel=1e-12)
+        # a sub-range: buckets whose start lies in [floor(start), end]
+        mid = int(ts[n // 2])
+        sub = db.read_rollup(0, res, mid, int(ts[-1]))
+        assert list(sub.ts) == [b for b in want if b >= mid - mid % (res * 1000)]
+    db.close()
+    db2 = store.make()
+    assert list(db2.read_rollup(0, 60, int(ts[0]), int(ts[-1])).ts) == list(_agg(ts, vals, 60))
+    with pytest.raises(BadInput):
+        db2.read_rollup(0, 300, 0, 1)
+    db2.close()
+
+
+def test_retention_deletes_old_data(store: Store) -> None:
+    db = store.make(retention_raw_days=1, retention_1m_days=2, retention_1h_days=3, max_chunk_age_s=10**9)
+    day = 86_400_000
+    for d in range(5):
+        ts = T0 + d * day + STEP * np.arange(16)
+        db.append(batch([("m", {}, list(ts), [1.0] * 16)]))
+    now = T0 + 4 * day + 16 * STEP
+    deleted = db.enforce_retention(now)
+    with db.engine.connect() as conn:
+        left_chunks = conn.execute(sa.select(chunks.c.start_ms)).scalars().all()
+        left_1m = conn.execute(sa.select(rollups.c.start_ms).where(rollups.c.resolution_s == 60)).scalars().all()
+        left_1h = conn.execute(sa.select(rollups.c.start_ms).where(rollups.c.resolution_s == 3600)).scalars().all()
+    assert sorted(left_chunks) == [T0 + 4 * day]
+    assert sorted(left_1m) == [T0 + 3 * day, T0 + 4 * day]
+    assert sorted(left_1h) == [T0 + 2 * day, T0 + 3 * day, T0 + 4 * day]
+    assert deleted == 4 + 3 + 2
+    t, _ = db.read(0, 0, now)
+    assert t.min() >= T0 + 4 * day
+    db.close()
+
+
+def test_replay_after_crash_without_close(store: Store) -> None:
+    db = store.make(max_chunk_age_s=10**9)
+    rng = np.random.default_rng(3)
+    n = 16 * 3 + 9
+    ts = T0 + STEP * np.arange(n)
+    vals = rng.normal(size=n)
+    vals[5] = STALE
+    for a in range(0, n, 10):
+        db.append(batch([("m", {"k": "v"}, list(ts[a : a + 10]), list(vals[a : a + 10])), ("new", {}, [int(ts[a])], [1.0])]))
+    db.resolve(["only_resolved"], [{}])
+    # simulated crash: no close(), no checkpoint; just drop the object (the fd leaks until GC)
+    db.wal.close()
+    del db
+    db2 = store.make(max_chunk_age_s=10**9)
+    sid = int(db2.resolve(["m"], [{"k": "v"}])[0])
+    t, v = db2.read(sid, 0, T0 * 2)
+    assert np.array_equal(t, ts) and np.array_equal(bits(v), bits(vals))
+    assert {s.metric for s in db2.all_series()} == {"m", "new", "only_resolved"}
+    # no chunk was written twice
+    with db2.engine.connect() as conn:
+        starts = conn.execute(sa.select(chunks.c.start_ms).where(chunks.c.series_id == sid)).scalars().all()
+    assert len(starts) == len(set(starts)) == 3
+    # keep going after replay; a second crash and replay still has everything
+    more_t = T0 + STEP * np.arange(n, n + 20)
+    db2.append(batch([("m", {"k": "v"}, list(more_t), [2.0] * 20)]))
+    db2.wal.close()
+    del db2
+    db3 = store.make(max_chunk_age_s=10**9)
+    t, v = db3.read(sid, 0, T0 * 2)
+    assert np.array_equal(t, np.concatenate([ts, more_t]))
+    db3.close()
+
+
+def test_replay_ignores_torn_wal_tail(store: Store) -> None:
+    db = store.make()
+    db.append(batch([("m", {}, [T0, T0 + 1], [1.0, 2.0])]))
+    db.append(batch([("m", {}, [T0 + 2], [3.0])]))
+    db.wal.close()
+    segs = db.wal.segments()
+    path = segs[-1][1]
+    data = path.read_bytes()
+    # tear the last record: keep only part of it, as a kill -9 mid-write would
+    last_len = 13 + 16 + 8 + 8 + 8 + 8
+    path.write_bytes(data[: len(data) - last_len + 20])
+    del db
+    db2 = store.make()
+    t, v = db2.read(0, 0, T0 * 2)
+    assert list(t) == [T0, T0 + 1] and list(v) == [1.0, 2.0]
+    # corrupted payload (CRC mismatch) in the middle is also the end of that segment
+    db2.append(batch([("m", {}, [T0 + 5], [5.0])]))
+    db2.close()
+    db3 = store.make()
+    t, _ = db3.read(0, 0, T0 * 2)
+    assert list(t) == [T0, T0 + 1, T0 + 5]
+    db3.close()
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import numpy as np
+    from aurora.clock import EventClock
+    from aurora.config import LimitsConfig, StorageConfig
+    from aurora.db.database import create_db_engine, migrate
+    from aurora.model import SeriesBatch
+    from aurora.store.tsdb import TSDB
+
+    url, data_dir = sys.argv[1], Path(sys.argv[2])
+    engine = create_db_engine(url)
+    migrate(engine)
+    st = StorageConfig(data_dir=data_dir, chunk_samples=16, head_window=32, wal_fsync="always")
+    db = TSDB(engine, data_dir, st, LimitsConfig(), EventClock("data"))
+    db.open()
+    T0 = 1_700_000_000_000
+    k = 0
+    while True:
+        n = 20
+        metrics = [f"m{i % 7}" for i in range(n)]
+        labels = [{"i": str(i), "k": str(k // 10)} for i in range(n)]
+        offsets = np.arange(0, 3 * n + 1, 3, dtype=np.int64)
+        ts = np.repeat(T0 + 3 * k * 1000, 3 * n) + np.tile(np.arange(3) * 1000, n)
+        vals = np.tile(np.array([k, k + 0.5, k + 0.25]), n)
+        db.append(SeriesBatch(metrics, labels, offsets, ts.astype(np.int64), vals))
+        print(k, flush=True)
+        k += 1
+    """
+)
+
+
+def test_kill_9_keeps_acknowledged_samples(store: Store, db_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, db_url, str(store.data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    acked = -1
+    try:
+        for line in proc.stdout:
+            acked = int(line)
+            if acked >= 60:
+                break
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert acked >= 60, proc.stderr.read() if proc.stderr else ""
+    db = store.make()
+    for k in range(acked + 1):
+        for i in (0, 13, 19):
+            sid = int(db.resolve([f"m{i % 7}"], [{"i": str(i), "k": str(k // 10)}])[0])
+            t, v = db.read(sid, T0 + 3 * k * 1000, T0 + 3 * k * 1000 + 2000)
+            assert list(t) == [T0 + 3 * k * 1000 + d for d in (0, 1000, 2000)], (k, i)
+            assert list(v) == [k, k + 0.5, k + 0.25]
+    db.close()
