@@ -1,0 +1,153 @@
+"""``aurora bench rca``: root-cause ranking over cases in the RCAEval layout.
+
+Each case is a directory ``<service>_<fault>_<n>/`` holding ``data.csv`` (a ``time`` column, then
+``<service>_<metric>`` columns) and ``inject_time.txt``; rows before the injection time are the
+normal period, the rest the anomalous one. The true root cause is ``<service>`` (service level, as
+RCAEval scores metric-based methods) and ``<service>_<fault>`` (metric level).
+
+AC@k is the share of cases whose true root cause is among the top k; Avg@5 the mean of AC@1..AC@5.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aurora.bench.nab_scorer import read_columns
+from aurora.rca.baseline import rank_root_causes, rank_services
+
+CASE_RE = re.compile(r"^(?P<service>.+)_(?P<fault>[A-Za-z]+)_(?P<run>\d+)$")
+KS = (1, 2, 3, 4, 5)
+
+
+@dataclass
+class RcaCase:
+    name: str
+    service: str
+    fault: str
+    columns: list[str]
+    normal: np.ndarray
+    anomalous: np.ndarray
+
+    @property
+    def root_metric(self) -> str:
+        return f"{self.service}_{self.fault}"
+
+
+def discover(data_dir: Path, limit: int | None = None) -> list[Path]:
+    cases = sorted(p for p in Path(data_dir).iterdir() if (p / "data.csv").exists() and CASE_RE.match(p.name))
+    return cases[:limit] if limit else cases
+
+
+def load_case(path: Path) -> RcaCase:
+    m = CASE_RE.match(path.name)
+    if m is None:
+        raise ValueError(f"case directory {path.name!r} is not <service>_<fault>_<n>")
+    cols = read_columns(path / "data.csv")
+    time_col = np.array([float(v) for v in cols.pop("time")])
+    names = list(cols)
+    data = np.array([[float(v) if v.strip() else np.nan for v in cols[c]] for c in names]).T
+    inject = float((path / "inject_time.txt").read_text().split()[0])
+    before = time_col < inject
+    return RcaCase(path.name, m["service"], m["fault"], names, data[before], data[~before])
+
+
+def accuracy(ranks: Sequence[int | None]) -> dict[str, float]:
+    """AC@1..5 and Avg@5 from the 1-based rank of the truth in each case (None: not ranked)."""
+    n = len(ranks)
+    out = {f"AC@{k}": (sum(1 for r in ranks if r is not None and r <= k) / n if n else 0.0) for k in KS}
+    out["Avg@5"] = sum(out[f"AC@{k}"] for k in KS) / len(KS)
+    return out
+
+
+def _rank_of(ranked: Sequence[tuple[str, float]], truth: str) -> int | None:
+    for i, (name, _) in enumerate(ranked, start=1):
+        if name == truth:
+            return i
+    return None
+
+
+def run_bench(
+    data_dir: Path,
+    out_dir: Path,
+    limit: int | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> dict:
+    paths = discover(data_dir, limit)
+    if not paths:
+        raise ValueError(f"no RCAEval cases (<service>_<fault>_<n>/data.csv) under {data_dir}")
+    advance = progress("rca", len(paths)) if progress else None
+    cases: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    rank_seconds = 0.0
+    for p in paths:
+        case = load_case(p)
+        t1 = time.perf_counter()
+        ranked = rank_root_causes(case.columns, case.normal, case.anomalous)
+        rank_seconds += time.perf_counter() - t1
+        services = rank_services(ranked)
+        cases.append(
+            {
+                "case": case.name,
+                "fault": case.fault,
+                "root_cause_service": case.service,
+                "root_cause_metric": case.root_metric,
+                "service_rank": _rank_of(services, case.service),
+                "metric_rank": _rank_of(ranked, case.root_metric),
+                "normal_rows": len(case.normal),
+                "anomalous_rows": len(case.anomalous),
+                "ranked_services": [{"service": s, "score": v} for s, v in services],
+                "ranked_metrics": [{"metric": c, "score": v} for c, v in ranked],
+            }
+        )
+        if advance is not None:
+            advance(1)
+
+    def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "cases": len(rows),
+            "service": accuracy([r["service_rank"] for r in rows]),
+            "metric": accuracy([r["metric_rank"] for r in rows]),
+        }
+
+    faults = sorted({c["fault"] for c in cases})
+    report: dict[str, Any] = {
+        "data": str(data_dir),
+        "method": "BARO-style robust z-score (median/IQR of the normal period), max over the anomalous period",
+        "overall": summary(cases),
+        "by_fault": {f: summary([c for c in cases if c["fault"] == f]) for f in faults},
+        "seconds": time.perf_counter() - t0,
+        "ranking_seconds": rank_seconds,
+        "cases": cases,
+    }
+    # Flat headline keys: service-level figures, the level RCAEval reports for metric-based methods.
+    report.update(report["overall"]["service"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.md").write_text(render_markdown(report))
+    return report
+
+
+def render_markdown(report: dict) -> str:
+    head = "| level | fault | cases | AC@1 | AC@2 | AC@3 | AC@4 | AC@5 | Avg@5 |"
+    lines = ["# RCA benchmark", "", f"Data: `{report['data']}`. Method: {report['method']}.", "", head]
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    groups = [*report["by_fault"].items(), ("all", report["overall"])]
+    for level in ("service", "metric"):
+        for fault, s in groups:
+            a = s[level]
+            cells = " | ".join(f"{a[f'AC@{k}']:.2f}" for k in KS)
+            lines.append(f"| {level} | {fault} | {s['cases']} | {cells} | {a['Avg@5']:.2f} |")
+    lines += ["", "| case | truth | service rank | metric rank | top 3 metrics |", "|---|---|---:|---:|---|"]
+    for c in report["cases"]:
+        top = ", ".join(m["metric"] for m in c["ranked_metrics"][:3])
+        lines.append(f"| {c['case']} | {c['root_cause_metric']} | {c['service_rank']} | {c['metric_rank']} | {top} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Anomaly detection: pure, vectorised, causal detectors over series slots."""

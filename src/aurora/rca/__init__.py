@@ -1,0 +1,1 @@
+"""Root-cause analysis: pure rankers over metric arrays."""
