@@ -1,13 +1,11 @@
 """In-memory series index: (metric, labels) -> dense series id, and back.
 
-Two maps keep lookups cheap on the hot path:
-
-* ``fast``: Python ``hash((metric, tuple(labels.items())))`` -> id. Costs well under a microsecond per
-  series and needs no canonical key; a hit is verified by comparing metric and labels (dict equality),
-  so a hash collision can never merge two series. Label order is part of this key, so each label order
-  a client uses gets its own entry (clients send a fixed order; Prometheus sends sorted labels).
-* ``by_hash``: the 128-bit BLAKE2b of the canonical :func:`series_key` (as stored in ``series.key_hash``)
-  -> id. The authority, consulted on a ``fast`` miss.
+One dict maps the tuple ``(metric, *label_names, *label_values)`` to the id. The canonical entry has the
+labels sorted by name; a lookup first tries the labels in the order the caller gave them (Prometheus and
+most clients send them sorted, so that is a hit), then the sorted order, and remembers a hit for another
+order as an alias. Dict lookup compares the whole tuple, so there are no hash collisions to verify and no
+canonical key string to build on the hot path (about 0.6 us per series with freshly decoded strings).
+The BLAKE2b hash of :func:`series_key` is computed only for new series (``series.key_hash`` in the DB).
 
 Label names and values are interned so the many series sharing ``job``/``instance``/... share strings.
 """
@@ -37,55 +35,46 @@ def key_hash(key: str) -> bytes:
     return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
-def fast_key(metric: str, labels: Mapping[str, str]) -> int:
-    return hash((metric, tuple(labels.items())))
+def sorted_key(metric: str, labels: Mapping[str, str]) -> tuple[str, ...]:
+    names = sorted(labels)
+    return (metric, *names, *(labels[k] for k in names))
 
 
 class SeriesIndex:
     def __init__(self) -> None:
         self.infos: list[SeriesInfo | None] = []
-        self.by_hash: dict[bytes, int] = {}
-        self.fast: dict[int, int] = {}
+        self.by_key: dict[tuple[str, ...], int] = {}
         self.per_metric: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.infos)
 
-    def add(self, sid: int, metric: str, labels: Mapping[str, str], khash: bytes | None = None) -> SeriesInfo:
+    def add(self, sid: int, metric: str, labels: Mapping[str, str]) -> SeriesInfo:
         intern = sys.intern
         metric = intern(metric)
-        labs = {intern(k): intern(v) for k, v in labels.items()}
+        labs = {intern(k): intern(labels[k]) for k in sorted(labels)}
         info = SeriesInfo(sid, metric, labs)
         while len(self.infos) <= sid:
             self.infos.append(None)
         self.infos[sid] = info
-        self.by_hash[khash if khash is not None else key_hash(series_key(metric, labs))] = sid
-        self.fast.setdefault(fast_key(metric, labs), sid)
+        self.by_key[(metric, *labs, *labs.values())] = sid
         self.per_metric[metric] = self.per_metric.get(metric, 0) + 1
         return info
 
     def lookup_fast(self, metrics: list[str], labels: list[dict[str, str]]) -> list[int]:
-        """Ids found by the fast map (verified); -1 where it missed."""
-        get = self.fast.get
-        infos = self.infos
-        cand = [get(hash((m, tuple(lab.items()))), -1) for m, lab in zip(metrics, labels, strict=True)]
-        out = []
-        for c, m, lab in zip(cand, metrics, labels, strict=True):
-            if c >= 0:
-                info = infos[c]
-                if info is None or info.labels != lab or info.metric != m:
-                    c = -1
-            out.append(c)
-        return out
+        """Ids of series whose labels come in an order seen before; -1 where that missed."""
+        get = self.by_key.get
+        return [get((m, *lab, *lab.values()), -1) for m, lab in zip(metrics, labels, strict=True)]
 
-    def lookup_slow(self, metric: str, labels: Mapping[str, str]) -> tuple[int, str, bytes]:
-        """(id or -1, canonical key, key hash). Remembers the caller's label order for ``fast`` on a hit."""
-        key = series_key(metric, labels)
-        kh = key_hash(key)
-        sid = self.by_hash.get(kh, -1)
+    def lookup_slow(self, metric: str, labels: Mapping[str, str]) -> int:
+        """Id by the sorted labels, or -1. Remembers the caller's label order on a hit."""
+        sid = self.by_key.get(sorted_key(metric, labels), -1)
         if sid >= 0:
-            self.fast.setdefault(fast_key(metric, labels), sid)
-        return sid, key, kh
+            info = self.infos[sid]
+            assert info is not None
+            # alias built from the stored (interned) strings so it holds no extra string objects
+            self.by_key[(info.metric, *labels, *(info.labels[k] for k in labels))] = sid
+        return sid
 
     def get(self, sid: int) -> SeriesInfo | None:
         if 0 <= sid < len(self.infos):

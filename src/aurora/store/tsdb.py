@@ -49,7 +49,7 @@ from aurora.model import Float64Array, Int64Array, SeriesBatch
 from aurora.store import rollup as rollup_mod
 from aurora.store.codec import decode_chunk, encode_chunk
 from aurora.store.head import NO_TS, Head
-from aurora.store.index import SeriesIndex, SeriesInfo, key_hash
+from aurora.store.index import SeriesIndex, SeriesInfo, key_hash, sorted_key
 from aurora.store.rollup import RESOLUTIONS_S, RollupArrays
 from aurora.store.wal import (
     REC_SAMPLES,
@@ -179,11 +179,11 @@ class TSDB:
     def _load_series(self) -> None:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(series.c.id, series.c.key_hash, series.c.metric, series.c.labels).order_by(series.c.id)
+                sa.select(series.c.id, series.c.metric, series.c.labels).order_by(series.c.id)
             ).all()
         max_id = -1
-        for sid, kh, metric, labels in rows:
-            self.index.add(int(sid), metric, json.loads(labels), bytes.fromhex(kh))
+        for sid, metric, labels in rows:
+            self.index.add(int(sid), metric, json.loads(labels))
             max_id = max(max_id, int(sid))
         self.head.reserve(max_id + 1)
         self.head.n = max_id + 1
@@ -284,10 +284,8 @@ class TSDB:
 
         now = self.clock.now_ms()
         rows = []
-        hashes = []
         for sid, metric, labels, kh in new:
             h = kh if kh is not None else key_hash(series_key(metric, labels))
-            hashes.append(h)
             rows.append(
                 {
                     "id": sid,
@@ -299,8 +297,8 @@ class TSDB:
             )
         with self.engine.begin() as conn:
             conn.execute(series.insert(), rows)
-        for (sid, metric, labels, _), h in zip(new, hashes, strict=True):
-            self.index.add(sid, metric, labels, h)
+        for sid, metric, labels, _ in new:
+            self.index.add(sid, metric, labels)
             self.head.n = max(self.head.n, sid + 1)
             self.head.loaded[sid] = True
 
@@ -310,21 +308,23 @@ class TSDB:
         """Ids for (metric, labels), with provisional ids for unknown series (nothing is created)."""
         ids = self.index.lookup_fast(metrics, labels)
         new: list[tuple[int, str, dict[str, str], bytes | None]] = []
-        new_by_hash: dict[bytes, int] = {}
+        new_by_key: dict[tuple[str, ...], int] = {}
         base = self.head.n
-        for i, c in enumerate(ids):
-            if c >= 0:
-                continue
-            sid, _key, kh = self.index.lookup_slow(metrics[i], labels[i])
-            if sid < 0:
-                got = new_by_hash.get(kh)
-                if got is None:
-                    sid = base + len(new)
-                    new_by_hash[kh] = sid
-                    new.append((sid, metrics[i], labels[i], kh))
-                else:
-                    sid = got
-            ids[i] = sid
+        if -1 in ids:
+            for i, c in enumerate(ids):
+                if c >= 0:
+                    continue
+                sid = self.index.lookup_slow(metrics[i], labels[i])
+                if sid < 0:
+                    sk = sorted_key(metrics[i], labels[i])
+                    got = new_by_key.get(sk)
+                    if got is None:
+                        sid = base + len(new)
+                        new_by_key[sk] = sid
+                        new.append((sid, metrics[i], labels[i], None))
+                    else:
+                        sid = got
+                ids[i] = sid
         if new:
             per: dict[str, int] = {}
             for _, m, _, _ in new:
