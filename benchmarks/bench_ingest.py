@@ -16,22 +16,48 @@ Only the append call is timed; building the batches is not. Prints one JSON line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 from rich.progress import Progress
 
 from aurora.clock import EventClock
 from aurora.config import LimitsConfig, StorageConfig
-from aurora.db.database import create_db_engine, migrate
+from aurora.db.database import create_db_engine, migrate, normalize_url
 from aurora.model import SeriesBatch
 from aurora.store.tsdb import TSDB
 
 T0 = 1_700_000_000_000
+
+
+@contextlib.contextmanager
+def database_url(url: str | None, tmp: Path) -> Iterator[str]:
+    """SQLite in ``tmp`` by default; for PostgreSQL a private schema, dropped afterwards."""
+    if not url:
+        yield f"sqlite:///{tmp / 'aurora.db'}"
+        return
+    if not url.startswith("postgres"):
+        yield url
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(normalize_url(url))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{normalize_url(url)}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def realistic_series(n: int) -> tuple[list[str], list[dict[str, str]]]:
@@ -93,8 +119,7 @@ def fresh(metrics: list[str], labels: list[dict[str, str]]) -> tuple[list[str], 
     )
 
 
-def open_db(url: str | None, tmp: Path) -> TSDB:
-    url = url or f"sqlite:///{tmp / 'aurora.db'}"
+def open_db(url: str, tmp: Path) -> TSDB:
     engine = create_db_engine(url)
     migrate(engine)
     storage = StorageConfig(data_dir=tmp, wal_fsync="always")
@@ -105,8 +130,9 @@ def open_db(url: str | None, tmp: Path) -> TSDB:
 
 def run_scrape(url: str | None, batches: int, use_ids: bool, values: str, progress: Progress) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="aurora-bench-"))
-    try:
-        db = open_db(url, tmp)
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        db = open_db(stack.enter_context(database_url(url, tmp)), tmp)
         n = 10_000
         metrics, labels = realistic_series(n)
         ids = db.resolve(metrics, labels) if use_ids else None
@@ -143,14 +169,13 @@ def run_scrape(url: str | None, batches: int, use_ids: bool, values: str, progre
             f"{name}_chunks": int(st["chunks_written"]),
             f"{name}_close_s": close_s,
         }
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_bulk(url: str | None, batches: int, values: str, progress: Progress) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="aurora-bench-"))
-    try:
-        db = open_db(url, tmp)
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        db = open_db(stack.enter_context(database_url(url, tmp)), tmp)
         n, per = 1_000, 100
         metrics, labels = realistic_series(n)
         offsets = np.arange(0, n * per + 1, per, dtype=np.int64)
@@ -177,8 +202,6 @@ def run_bulk(url: str | None, batches: int, values: str, progress: Progress) -> 
             "bulk_append_batch_ms_mean": 1000 * total / batches,
             "bulk_append_chunks": int(st["chunks_written"]),
         }
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
