@@ -7,13 +7,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from aurora import __version__
+
+if TYPE_CHECKING:
+    from aurora.app import Aurora
 from aurora.config import AuroraConfig, load_config
 from aurora.errors import AuroraError
 
@@ -44,11 +47,11 @@ def _config(config: Path | None, data_dir: Path | None = None, **overrides: obje
         if key in ("host", "port"):
             setattr(cfg.server, key, value)
         elif key == "clock":
-            cfg.clock = value  # type: ignore[assignment]
+            cfg.clock = value  # type: ignore[assignment,unused-ignore]
     return cfg
 
 
-def _open(cfg: AuroraConfig):  # type: ignore[no-untyped-def]
+def _open(cfg: AuroraConfig) -> tuple[Aurora, str | None]:
     from aurora.app import Aurora
 
     try:

@@ -45,8 +45,16 @@ def _one(params: dict[str, list[str]], name: str, default: str | None = None) ->
 
 
 def _prom_error(exc: AuroraError) -> JSONResponse:
-    return JSONResponse({"status": "error", "errorType": "bad_data", "error": exc.message},
-                        status_code=exc.status if exc.status < 500 else 422)
+    from aurora.query.response import error_body
+
+    status, body = error_body(exc)
+    return JSONResponse(body, status_code=status)
+
+
+def _lookback(p: dict[str, list[str]]) -> float:
+    from aurora.query.params import parse_duration
+
+    return parse_duration(p["lookback_delta"][-1]) if p.get("lookback_delta") else 300.0
 
 
 @router.api_route("/api/v1/query_range", methods=["GET", "POST"], dependencies=read_scope)
@@ -60,7 +68,7 @@ async def query_range(request: Request) -> Response:
         q = _one(p, "query")
         start, end = parse_time(_one(p, "start")), parse_time(_one(p, "end"))
         step = parse_duration(_one(p, "step"))
-        body = await run_in_threadpool(run_query_range, aurora.tsdb, q, start, end, step)
+        body = await run_in_threadpool(run_query_range, aurora.tsdb, q, start, end, step, _lookback(p))
     except AuroraError as exc:
         return _prom_error(exc)
     return JSONResponse(body)
@@ -76,7 +84,7 @@ async def instant_query(request: Request) -> Response:
         p = await _params(request)
         q = _one(p, "query")
         t = parse_time(_one(p, "time")) if p.get("time") else aurora.clock.now()
-        body = await run_in_threadpool(run_instant, aurora.tsdb, q, t)
+        body = await run_in_threadpool(run_instant, aurora.tsdb, q, t, _lookback(p))
     except AuroraError as exc:
         return _prom_error(exc)
     return JSONResponse(body)
@@ -101,22 +109,25 @@ async def series(request: Request) -> Response:
     return JSONResponse(body)
 
 
-@router.get("/api/v1/labels", dependencies=read_scope)
-async def labels(request: Request) -> dict[str, Any]:
-    names = {"__name__"}
-    for s in get_aurora(request).tsdb.all_series():
-        names.update(s.labels)
-    return {"status": "success", "data": sorted(names)}
+@router.api_route("/api/v1/labels", methods=["GET", "POST"], dependencies=read_scope)
+@router.api_route("/api/v1/label/{name}/values", methods=["GET"], dependencies=read_scope)
+async def labels(request: Request, name: str | None = None) -> Response:
+    from aurora.query.params import parse_time
+    from aurora.query.promql import label_names, label_values
 
-
-@router.get("/api/v1/label/{name}/values", dependencies=read_scope)
-async def label_values(request: Request, name: str) -> dict[str, Any]:
-    vals = set()
-    for s in get_aurora(request).tsdb.all_series():
-        v = s.metric if name == "__name__" else s.labels.get(name)
-        if v is not None:
-            vals.add(v)
-    return {"status": "success", "data": sorted(vals)}
+    aurora = get_aurora(request)
+    try:
+        p = await _params(request)
+        selectors = p.get("match[]") or None
+        start = parse_time(p["start"][-1]) if p.get("start") else None
+        end = parse_time(p["end"][-1]) if p.get("end") else None
+        if name is None:
+            body = await run_in_threadpool(label_names, aurora.tsdb, selectors, start, end)
+        else:
+            body = await run_in_threadpool(label_values, aurora.tsdb, name, selectors, start, end)
+    except AuroraError as exc:
+        return _prom_error(exc)
+    return JSONResponse(body)
 
 
 @router.get("/api/v1/status", dependencies=read_scope)
