@@ -125,7 +125,7 @@ def test_duplicates_and_out_of_order(store: Store) -> None:
     r = drop.append(batch([("m", {"a": "1"}, [T0 + 500, T0 + 2000, T0 + 3000], [1.0, 5.0, 6.0])]))
     assert (r.accepted, r.duplicates, r.dropped) == (1, 0, 2)
     sid = int(r.series_ids[0])
-    t, v = drop.read(sid, 0, T0 * 2)
+    t, _v = drop.read(sid, 0, T0 * 2)
     assert list(t) == [T0, T0 + 1000, T0 + 2000, T0 + 3000]
     drop.close()
 
@@ -286,7 +286,8 @@ def test_replay_after_crash_without_close(store: Store) -> None:
     vals = rng.normal(size=n)
     vals[5] = STALE
     for a in range(0, n, 10):
-        db.append(batch([("m", {"k": "v"}, list(ts[a : a + 10]), list(vals[a : a + 10])), ("new", {}, [int(ts[a])], [1.0])]))
+        items = [("m", {"k": "v"}, list(ts[a : a + 10]), list(vals[a : a + 10])), ("new", {}, [int(ts[a])], [1.0])]
+        db.append(batch(items))
     db.resolve(["only_resolved"], [{}])
     # simulated crash: no close(), no checkpoint; just drop the object (the fd leaks until GC)
     db.wal.close()
@@ -395,4 +396,75 @@ def test_kill_9_keeps_acknowledged_samples(store: Store, db_url: str) -> None:
             t, v = db.read(sid, T0 + 3 * k * 1000, T0 + 3 * k * 1000 + 2000)
             assert list(t) == [T0 + 3 * k * 1000 + d for d in (0, 1000, 2000)], (k, i)
             assert list(v) == [k, k + 0.5, k + 0.25]
+    db.close()
+
+
+def test_backfill_larger_than_ring_and_age_flush(store: Store) -> None:
+    db = store.make(max_chunk_age_s=600)  # ring = max(32, 2*16) = 32
+    n = 1000
+    ts = T0 + STEP * np.arange(n)
+    vals = np.arange(n, dtype=float)
+    r = db.append(batch([("m", {}, list(ts), list(vals)), ("slow", {}, [T0], [1.0])]))
+    assert r.accepted == n + 1
+    st = db.stats()
+    # 62 full chunks of 16 for "m"; its 8 left over are younger than 600 s; "slow" is old: flushed
+    assert st["chunks_written"] == 62 + 1 and st["head_unflushed_samples"] == 8
+    t, v = db.read(0, 0, T0 * 2)
+    assert np.array_equal(t, ts) and np.array_equal(v, vals)
+    db.close()
+
+
+def test_wal_rotates_when_large(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aurora.store.tsdb as tsdb_mod
+
+    monkeypatch.setattr(tsdb_mod, "WAL_SEGMENT_TARGET_BYTES", 2000)
+    db = store.make(max_chunk_age_s=10**9)
+    for k in range(100):
+        db.append(batch([("m", {"i": str(i)}, [T0 + k * STEP], [float(k)]) for i in range(3)]))
+    assert db.counters["wal_rotations"] > 2
+    assert len(db.wal.segments()) == 1
+    db.wal.close()
+    del db
+    db2 = store.make(max_chunk_age_s=10**9)
+    for i in range(3):
+        sid = int(db2.resolve(["m"], [{"i": str(i)}])[0])
+        t, v = db2.read(sid, 0, T0 * 2)
+        assert list(t) == [T0 + k * STEP for k in range(100)] and list(v) == [float(k) for k in range(100)]
+    db2.close()
+
+
+def test_concurrent_appends_and_reads(store: Store) -> None:
+    import threading
+
+    db = store.make()
+    ids = db.resolve(["m"] * 4, [{"i": str(i)} for i in range(4)])
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for k in range(300):
+                db.append_ids(ids, np.arange(5, dtype=np.int64), np.full(4, T0 + k * STEP, np.int64),
+                              np.full(4, float(k)))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(200):
+                t, v = db.read(int(ids[1]), 0, T0 * 2)
+                assert np.all(np.diff(t) > 0) and np.array_equal(v, (t - T0) / STEP)
+                db.read_rollup(int(ids[1]), 60, 0, T0 * 2)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader), threading.Thread(target=reader)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    t, _ = db.read(int(ids[1]), 0, T0 * 2)
+    assert len(t) == 300
+    st = db.stats()
+    assert st["series"] == 4 and st["chunks"] == 4 * (300 // 16) and st["bytes_on_disk"] > 0
     db.close()
