@@ -23,7 +23,7 @@ def river_hst(values: np.ndarray, on_progress: Callable[[int], None] | None = No
     from river import anomaly, preprocessing
 
     scaler = preprocessing.MinMaxScaler()
-    hst = anomaly.HalfSpaceTrees(n_trees=25, height=15, window_size=250, seed=SEED)
+    hst = anomaly.HalfSpaceTrees(n_trees=10, height=8, window_size=250, seed=SEED)  # river defaults
     out = np.zeros(len(values))
     for i, v in enumerate(values.tolist()):
         x = {"value": float(v)}
