@@ -70,40 +70,49 @@ def compute(
     return agg, group[starts]
 
 
+def _block(r: RollupArrays) -> np.ndarray:
+    """Bucket-major ``(n, 6)`` little-endian 8-byte block: ts, min, max, sum, count, last (ints as bits)."""
+    block = np.empty((len(r), 6), "<u8")
+    block[:, 0] = r.ts.view(np.uint64)
+    block[:, 1] = r.min.view(np.uint64)
+    block[:, 2] = r.max.view(np.uint64)
+    block[:, 3] = r.sum.view(np.uint64)
+    block[:, 4] = r.count.view(np.uint64)
+    block[:, 5] = r.last.view(np.uint64)
+    return block
+
+
 def encode(r: RollupArrays) -> bytes:
-    n = len(r)
-    raw = b"".join(
-        (
-            _HDR.pack(_VERSION, n),
-            np.ascontiguousarray(r.ts, "<i8").tobytes(),
-            np.ascontiguousarray(r.min, "<f8").tobytes(),
-            np.ascontiguousarray(r.max, "<f8").tobytes(),
-            np.ascontiguousarray(r.sum, "<f8").tobytes(),
-            np.ascontiguousarray(r.count, "<i8").tobytes(),
-            np.ascontiguousarray(r.last, "<f8").tobytes(),
-        )
-    )
-    return bytes(cramjam.zstd.compress(raw, level=1))
+    return encode_rows(r, [0], [len(r)])[0]
+
+
+def encode_rows(r: RollupArrays, starts: list[int], ends: list[int]) -> list[bytes]:
+    """One compressed blob per bucket range ``[starts[i], ends[i])`` (LZ4 block, size stored)."""
+    block = _block(r)
+    compress = cramjam.lz4.compress_block
+    pack = _HDR.pack
+    return [
+        pack(_VERSION, b - a) + bytes(compress(block[a:b].tobytes()))
+        for a, b in zip(starts, ends, strict=True)
+    ]
 
 
 def decode(data: bytes) -> RollupArrays:
-    raw = bytes(cramjam.zstd.decompress(data))
-    version, n = _HDR.unpack_from(raw, 0)
-    if version != _VERSION or len(raw) != _HDR.size + 48 * n:
-        raise ValueError("corrupt rollup row")
-    off = _HDR.size
-
-    def col(dtype: str) -> np.ndarray:
-        nonlocal off
-        a = np.frombuffer(raw, dtype, n, off).copy()
-        off += 8 * n
-        return a
-
-    ts = col("<i8").astype(np.int64)
-    mn, mx, sm = col("<f8"), col("<f8"), col("<f8")
-    cnt = col("<i8").astype(np.int64)
-    last = col("<f8")
-    return RollupArrays(ts, mn, mx, sm, cnt, last)
+    version, n = _HDR.unpack_from(data, 0)
+    if version != _VERSION:
+        raise ValueError("corrupt rollup row: unknown version")
+    raw = bytes(cramjam.lz4.decompress_block(data[_HDR.size :]))
+    if len(raw) != 48 * n:
+        raise ValueError("corrupt rollup row: wrong length")
+    block = np.frombuffer(raw, "<u8").reshape(n, 6)
+    return RollupArrays(
+        block[:, 0].astype(np.int64),
+        block[:, 1].copy().view(np.float64),
+        block[:, 2].copy().view(np.float64),
+        block[:, 3].copy().view(np.float64),
+        block[:, 4].astype(np.int64),
+        block[:, 5].copy().view(np.float64),
+    )
 
 
 def merge(parts: list[RollupArrays]) -> RollupArrays:

@@ -600,10 +600,11 @@ class TSDB:
             r_starts = np.concatenate(([0], brk)).tolist()
             r_ends = np.concatenate((brk, [len(grp)])).tolist()
             chunk_of = grp[r_starts].tolist()
-            for a, b, j in zip(r_starts, r_ends, chunk_of, strict=True):
+            blobs = rollup_mod.encode_rows(agg, r_starts, r_ends)
+            for a, b, j, blob in zip(r_starts, r_ends, chunk_of, blobs, strict=True):
                 rollup_rows.append(
                     {"series_id": sid_l[j], "resolution_s": res, "start_ms": first_ts[j], "end_ms": last_ts[j],
-                     "count": b - a, "data": rollup_mod.encode(agg.slice(a, b))}
+                     "count": b - a, "data": blob}
                 )
         with self.engine.begin() as conn:
             conn.execute(chunks.insert(), chunk_rows)
