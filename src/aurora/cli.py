@@ -23,10 +23,32 @@ from aurora.errors import AuroraError
 app = typer.Typer(help="Aurora: self-hosted AIOps engine.", no_args_is_help=True, add_completion=False)
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+
+
+def _add_optional_group(module: str, attr: str, name: str) -> None:
+    """Sub-command groups live with their stage; importing them is cheap (they import lazily inside)."""
+    import importlib
+
+    try:
+        group = getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:  # a real missing dependency must be seen, not hidden
+            raise
+        return
+    app.add_typer(group, name=name)
+
+
+_add_optional_group("aurora.bench.cli", "bench_app", "bench")
+_add_optional_group("aurora.sim.cli", "sim_app", "sim")
 console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (env AURORA_CONFIG)")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="data directory (env AURORA_DATA_DIR)")]
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -92,7 +114,7 @@ def serve(
     clock: Annotated[str | None, typer.Option(help="wall or data")] = None,
 ) -> None:
     """Run the server: ingestion, API, scraping and the host agent."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _logging()
     if clock not in (None, "wall", "data"):
         raise _fail(ValueError("--clock must be 'wall' or 'data'"))
     _serve(_config(config, data_dir, host=host, port=port, clock=clock), "serving")
@@ -105,7 +127,7 @@ def demo(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the demo: for now, the server watching this machine through the host agent."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _logging()
     cfg = _config(config, data_dir, port=port)
     cfg.host_agent.enabled = True
     cfg.host_agent.interval_s = min(cfg.host_agent.interval_s, 5.0)
