@@ -4,7 +4,10 @@
   ``score_one`` then ``learn_one`` the trees (the score of row t sees rows <= t only).
 * ``pyod_<model>``: a PyOD model refitted every ``refit_every`` rows on the trailing ``window`` rows
   (features: value and first difference); the rows until the next refit are scored by that model,
-  which saw only earlier rows. Scores are PyOD's own ``predict_proba(method="unify")`` in [0, 1].
+  which saw only earlier rows. Scores standardise the decision scores against the training ones, as
+  PyOD's ``predict_proba(method="unify")`` does, but map the Gaussian tail in log space
+  (``1 - p ** 0.1``, like Aurora's baseline) because ``unify``'s ``erf`` rounds to exactly 1.0 beyond
+  about 6 sigma (1 % of NAB's rows), which leaves the NAB threshold nothing to choose between.
 
 All are deterministic (fixed seeds). Each function scores one series and returns an array.
 """
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from scipy.special import log_ndtr
 
 SEED = 42
 
@@ -74,7 +78,10 @@ def pyod_windowed(
         stop = min(start + refit_every, len(x))
         model = _pyod_model(kind)
         model.fit(feats[max(0, start - window) : start])
-        out[start:stop] = model.predict_proba(feats[start:stop], method="unify")[:, 1]
+        train = np.asarray(model.decision_scores_, dtype=np.float64)
+        mu, sd = float(np.mean(train)), float(np.std(train)) + 1e-12
+        log_p = log_ndtr(-(np.asarray(model.decision_function(feats[start:stop])) - mu) / sd)
+        out[start:stop] = -np.expm1(log_p / 10.0)
         if on_progress is not None:
             on_progress(stop - start)
         start = stop
