@@ -17,12 +17,14 @@ DURABILITY
     of Aurora (they are in the OS page cache) but up to that interval of them can be lost if the machine
     itself crashes.
     With ``never`` only the operating system decides; ``kill -9`` still loses nothing acknowledged.
-    Chunks and rollups are written to the database as they are cut; a sample is safe in the database
-    once the transaction holding its chunk committed (with SQLite's ``synchronous=NORMAL`` that means at
-    the next SQLite checkpoint for power loss, while the WAL still holds the sample). ``checkpoint()``
-    (and ``close()``) flushes every unflushed sample into chunks, commits, and only then starts a new WAL
-    segment and deletes the old ones. ``open()`` replays the WAL: samples already in chunks are recognised
-    (by each series' newest chunk end) and not written twice; a torn record at the tail of a segment
+    Chunks and rollups are written to the database as they are cut, in one transaction per append; the
+    WAL keeps their samples until a WAL rotation. ``checkpoint()`` (and ``close()``, and an automatic
+    rotation once a segment passes 64 MiB) flushes or snapshots every unflushed sample, makes the database
+    durable (an SQLite WAL checkpoint, which fsyncs under ``synchronous=NORMAL``; PostgreSQL commits are
+    durable already), writes and fsyncs a new segment holding the newest-sample state and the unflushed
+    samples, and only then deletes the old segments.
+    ``open()`` replays the WAL: samples already in chunks are recognised (by each series' newest chunk
+    end) and not written twice; a torn record at the tail of a segment
     (a write interrupted by the crash, never acknowledged) is detected by its length and CRC32 and ignored.
 """
 
@@ -265,6 +267,11 @@ class TSDB:
                     self.head.last_bits[sid] = vals[-1:].view(np.uint64)[0]
 
     def _rotate(self) -> None:
+        """Start a new WAL segment (STATE + unflushed samples) and delete the old ones. Chunks committed so
+        far must be durable first: SQLite with ``synchronous=NORMAL`` syncs its WAL only at a checkpoint."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         head = self.head
         n = head.n
         unfl = head.pos[:n] - head.flushed[:n]
