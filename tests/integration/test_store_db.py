@@ -468,3 +468,24 @@ def test_concurrent_appends_and_reads(store: Store) -> None:
     st = db.stats()
     assert st["series"] == 4 and st["chunks"] == 4 * (300 // 16) and st["bytes_on_disk"] > 0
     db.close()
+
+
+def test_first_chunks_are_staggered(store: Store) -> None:
+    db = store.make(max_chunk_age_s=10**9)
+    ids = db.resolve(["m"] * 64, [{"i": str(i)} for i in range(64)])
+    per_batch = []
+    for k in range(48):
+        before = db.counters["chunks_written"]
+        db.append_ids(ids, np.arange(65, dtype=np.int64), np.full(64, T0 + k * STEP, np.int64), np.full(64, 1.0))
+        per_batch.append(db.counters["chunks_written"] - before)
+    assert max(per_batch) < 64 // 2  # cuts spread over several appends, not all 64 at once
+    with db.engine.connect() as conn:
+        counts = conn.execute(sa.select(chunks.c.series_id, chunks.c.count).order_by(chunks.c.start_ms)).all()
+    firsts: dict[int, int] = {}
+    for sid, cnt in counts:
+        if sid in firsts:
+            assert cnt == 16  # after the first, chunks are full size
+        else:
+            firsts[sid] = cnt
+            assert 8 < cnt <= 16
+    db.close()

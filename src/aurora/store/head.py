@@ -19,6 +19,7 @@ NO_TS = np.iinfo(np.int64).min
 class Head:
     def __init__(self, window: int, chunk_samples: int, initial_capacity: int = 1024) -> None:
         self.window = window
+        self.chunk = chunk_samples
         self.ring = max(window, 2 * chunk_samples)
         self.n = 0
         self.cap = 0
@@ -30,6 +31,10 @@ class Head:
         self.last_bits = np.zeros(0, np.uint64)
         # False after a restart until the window was back-filled from chunks (see TSDB.window)
         self.loaded = np.zeros(0, bool)
+        # unflushed samples at which the next chunk is cut: chunk_samples, except that the first chunk of
+        # a series after it was created or the store opened is cut early by a per-series amount, so that
+        # series scraped together do not all cut (and encode) their chunks in the same append
+        self.cut_at = np.zeros(0, np.int64)
         self.reserve(initial_capacity)
 
     def reserve(self, n: int) -> None:
@@ -58,7 +63,15 @@ class Head:
         self.last_ts = grow1(self.last_ts, NO_TS)
         self.last_bits = grow1(self.last_bits, 0)
         self.loaded = grow1(self.loaded, True)
+        cut_at = np.empty(cap, np.int64)
+        cut_at[:old] = self.cut_at[:old]
+        cut_at[old:] = self.first_cut(np.arange(old, cap, dtype=np.int64))
+        self.cut_at = cut_at
         self.cap = cap
+
+    def first_cut(self, sids: Int64Array) -> Int64Array:
+        spread = max(1, self.chunk // 2)
+        return self.chunk - (sids * 2654435761 % spread)
 
     def window_bytes(self) -> int:
         return int(self.ts.nbytes + self.val.nbytes)

@@ -190,6 +190,7 @@ class TSDB:
         self.head.reserve(max_id + 1)
         self.head.n = max_id + 1
         self.head.loaded[: self.head.n] = False
+        self.head.cut_at[: self.head.n] = self.head.first_cut(np.arange(self.head.n, dtype=np.int64))
 
     def _replay(self) -> None:
         head = self.head
@@ -525,9 +526,11 @@ class TSDB:
         for r_sids, r_counts, r_ts, r_vals in rounds:
             head.write(r_sids, r_counts, r_ts, r_vals)
             unfl = head.pos[r_sids] - head.flushed[r_sids]
-            due = unfl >= c
+            cut_at = head.cut_at[r_sids]
+            due = unfl >= cut_at
             if due.any():
-                self._cut(r_sids[due], (unfl[due] // c) * c, pending)
+                u, f = unfl[due], cut_at[due]
+                self._cut(r_sids[due], f + ((u - f) // c) * c, pending)
         wm = self.clock.watermark_ms
         top = int(ts.max())
         now = top if wm is None else max(wm, top)
@@ -564,12 +567,13 @@ class TSDB:
         if len(sids) > 1:
             np.cumsum(per[:-1], out=first_chunk[1:])
         k = np.arange(len(csid)) - first_chunk[rep]
-        sizes = np.minimum(c, nflush[rep] - k * c)
+        sizes = np.minimum(c, nflush[rep] - k * c)  # full chunks first, the short one (if any) last
         pending.ts.append(ts)
         pending.vals.append(vals)
         pending.sid.append(csid)
         pending.sizes.append(sizes)
         head.flushed[sids] += nflush
+        head.cut_at[sids] = c
 
     def _store(self, pending: _Pending) -> None:
         """Encode pending chunks and their rollups and insert them in one transaction."""
