@@ -6,6 +6,8 @@ store; this module checks what the batch alone can tell: sizes, names, label syn
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from aurora.clock import EventClock
@@ -13,10 +15,25 @@ from aurora.config import LimitsConfig
 from aurora.errors import BadInput, LimitExceeded
 from aurora.model import LABEL_NAME_RE, METRIC_NAME_RE, SeriesBatch, series_key
 
+KnownIds = Callable[[list[str], list[dict[str, str]]], np.ndarray]
 
-def _check_series_names(batch: SeriesBatch, limits: LimitsConfig) -> None:
+
+def _check_series_names(batch: SeriesBatch, limits: LimitsConfig, known_ids: KnownIds | None) -> None:
+    """Names, label syntax and sizes of series the store does not know yet (known ones passed before),
+    and that no series appears twice."""
+    todo: range | np.ndarray = range(batch.n_series)
+    if known_ids is not None:
+        ids = known_ids(batch.metrics, batch.labels)
+        known = ids[ids >= 0]
+        if np.unique(known).size != known.size:
+            dup = int(np.flatnonzero(np.bincount(known) > 1)[0])
+            i = int(np.flatnonzero(ids == dup)[1])
+            raise BadInput(f"series {series_key(batch.metrics[i], batch.labels[i])} appears twice in the request; "
+                           "send its samples in one entry", series_index=i)
+        todo = np.flatnonzero(ids < 0)
     seen: set[str] = set()
-    for i, (metric, labels) in enumerate(zip(batch.metrics, batch.labels, strict=True)):
+    for i in (int(j) for j in todo):
+        metric, labels = batch.metrics[i], batch.labels[i]
         if not metric:
             raise BadInput(f"series {i} has no metric name", series_index=i)
         if len(metric) > limits.max_metric_name_length:
@@ -53,15 +70,19 @@ def _fmt_ts(ts_ms: int) -> str:
     return f"{ts_ms / 1000:.3f}"
 
 
-def validate_batch(batch: SeriesBatch, limits: LimitsConfig, clock: EventClock) -> SeriesBatch:
-    """Return the batch to store (non-finite values dropped when so configured) or raise a 4xx error."""
+def validate_batch(batch: SeriesBatch, limits: LimitsConfig, clock: EventClock,
+                   known_ids: KnownIds | None = None) -> SeriesBatch:
+    """Return the batch to store (non-finite values dropped when so configured) or raise a 4xx error.
+
+    ``known_ids(metrics, labels)`` gives the store's ids of series it knows (-1 for new ones); those skip
+    the per-series name checks, which would otherwise dominate the cost of a scrape-shaped batch."""
     if batch.n_series > limits.max_series_per_request:
         raise LimitExceeded(f"request has {batch.n_series} series; the limit is "
                             f"{limits.max_series_per_request} (limits.max_series_per_request)")
     if batch.n_samples > limits.max_samples_per_request:
         raise LimitExceeded(f"request has {batch.n_samples} samples; the limit is "
                             f"{limits.max_samples_per_request} (limits.max_samples_per_request)")
-    _check_series_names(batch, limits)
+    _check_series_names(batch, limits, known_ids)
     if batch.n_samples == 0:
         return batch
 
