@@ -168,14 +168,18 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in (
 
 
 def demo_schedule(gap_s: float = 20 * MINUTE, first_s: float = 10 * MINUTE) -> Scenario:
-    """Several faults one after another (``gap_s`` apart), for the live demo; sudden ones last 10-15 min."""
+    """Several faults one after another (``gap_s`` apart), for the live demo.
+
+    Every fault has a duration, so that a demo nobody remediates does not pile faults up: when it runs out,
+    "someone on call" applies the fix (a rollback or restart event shows it)."""
     specs = [
-        FaultSpec("bad_deployment", "cart", 0, None, {"version": "1.4.3", "error_ratio": 0.15, "latency_factor": 1.3}),
-        FaultSpec("memory_leak", "catalog", 0, None, {"time_to_breach_s": 25 * MINUTE}),
+        FaultSpec("bad_deployment", "cart", 0, 15 * MINUTE,
+                  {"version": "1.4.3", "error_ratio": 0.15, "latency_factor": 1.3}),
+        FaultSpec("memory_leak", "catalog", 0, 35 * MINUTE, {"time_to_breach_s": 25 * MINUTE}),
         FaultSpec("slow_database", "postgres", 0, 12 * MINUTE, {"factor": 12.0}),
         FaultSpec("dependency_outage", "payment", 0, 12 * MINUTE),
-        FaultSpec("cache_failure", "redis", 0, None, {"hit_ratio": 0.05}),
-        FaultSpec("pool_exhaustion", "checkout", 0, None, {"time_to_breach_s": 15 * MINUTE}),
+        FaultSpec("cache_failure", "redis", 0, 15 * MINUTE, {"hit_ratio": 0.05}),
+        FaultSpec("pool_exhaustion", "checkout", 0, 25 * MINUTE, {"time_to_breach_s": 15 * MINUTE}),
         FaultSpec("traffic_surge", "gateway", 0, 15 * MINUTE, {"factor": 2.5, "ramp_s": 3 * MINUTE}, "web"),
     ]
     placed = tuple(FaultSpec(s.kind, s.service, first_s + i * gap_s, s.duration_s, s.params, s.fix_service)

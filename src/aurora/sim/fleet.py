@@ -641,9 +641,9 @@ class Fleet:
         mem_det = self.mem_base + leaked_mem
         oom = mem_det >= self.mem_limit - 1.0
         if oom.any():
-            for j in np.flatnonzero(oom).tolist():
-                self._breach("oom", j, t)
-                self._restart(j, t, "OOMKilled")
+            for oi in np.flatnonzero(oom).tolist():
+                self._breach("oom", oi, t)
+                self._restart(oi, t, "OOMKilled")
             leaked_mem = self.leak_rate * np.maximum(t - self.leak_t0, 0.0)
             mem_det = self.mem_base + leaked_mem
             restarting = t < self.restart_until
