@@ -191,6 +191,8 @@ def test_label_order_and_reopen_restores_ids(store: Store) -> None:
     assert list(r2.series_ids) == [ids[0]] and r2.new_series == 0
     db.close()
     db2 = store.make()
+    assert list(db2.known_ids(["n", "m", "m"], [{}, {"b": "2", "a": "1"}, {"a": "9"}])) == [ids[1], ids[0], -1]
+    assert len(db2.all_series()) == 2
     assert list(db2.resolve(["n", "m"], [{}, {"b": "2", "a": "1"}])) == [ids[1], ids[0]]
     info = db2.get_series(ids[0])
     assert (info.metric, info.labels) == ("m", {"a": "1", "b": "2"})

@@ -364,6 +364,16 @@ class TSDB:
                 self.wal.write([encode_record(REC_SERIES, self._series_parts(new))])
             return ids
 
+    def known_ids(self, metrics: list[str], labels: list[dict[str, str]]) -> Int64Array:
+        """Ids of the given series, -1 for series the store does not know (nothing is created)."""
+        with self._lock:
+            ids = self.index.lookup_fast(metrics, labels)
+            if -1 in ids:
+                for i, c in enumerate(ids):
+                    if c < 0:
+                        ids[i] = self.index.lookup_slow(metrics[i], labels[i])
+            return np.asarray(ids, np.int64)
+
     def _series_parts(self, new: list[tuple[int, str, dict[str, str], bytes | None]]) -> list[Any]:
         return series_parts([(sid, m, dict(lab)) for sid, m, lab, _ in new])
 
