@@ -89,11 +89,12 @@ class HttpSink:
     """Posts batches to ``/api/v1/write`` (remote_write; JSON ``/api/v1/ingest`` if no encoder) and events to
     ``/api/v1/events`` with a bearer token."""
 
-    def __init__(self, url: str, token: str | None, timeout_s: float = 60.0, remote_write: bool = True) -> None:
+    def __init__(self, url: str, token: str | None, timeout_s: float = 60.0, remote_write: bool = True,
+                 transport: Any = None) -> None:
         import httpx
 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
+        self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport)
         self._encode: Callable[[SeriesBatch], bytes] | None = None
         if remote_write:
             try:
