@@ -259,3 +259,140 @@ def test_hostile_body_with_valid_checksum_raises_value_error() -> None:
             except ValueError:
                 continue
             assert len(ts) == len(v) <= codec.MAX_SAMPLES  # decoded something well-formed
+
+
+# ----------------------------------------------------------------------------- batch encoder
+
+
+def _mixed_series(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk of a randomly drawn kind: every value scheme, timestamp shape and special float."""
+    kind = int(rng.integers(0, 14))
+    ts = _scrape_ts(rng, n, int(rng.integers(0, 8)))
+    if kind == 0:
+        v = np.full(n, rng.choice(SPECIAL_BITS).view(np.float64))
+    elif kind == 1:
+        v = np.round(rng.normal(50, 5, n), int(rng.integers(0, 5)))
+        v[rng.integers(0, n, max(1, n // 40))] = rng.choice(SPECIAL_BITS, max(1, n // 40)).view(np.float64)
+    elif kind == 2:
+        v = np.cumsum(rng.poisson(float(rng.choice([0.01, 3, 400])), n)).astype(np.float64)
+        v[n // 2 :] -= v[n // 2]  # counter reset
+    elif kind == 3:
+        v = 4096.0 * np.round(2e6 + np.cumsum(rng.normal(0, 40, n)))  # common factor in the deltas
+    elif kind == 4:
+        v = rng.lognormal(-3, 0.5, n)
+    elif kind == 5:
+        bits = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+        mask = rng.random(n) < 0.3
+        bits[mask] = rng.choice(SPECIAL_BITS, n)[mask]
+        v = bits.view(np.float64)
+    elif kind == 6:
+        v = rng.choice(SPECIAL_BITS, n).view(np.float64)
+    elif kind == 7:
+        v = np.round(rng.uniform(100, 110, n), 1)
+        v[rng.integers(0, n, 3)] = -1e6  # far outliers below the bulk: centred, zigzagged blocks
+    elif kind == 8:
+        v = np.round(rng.normal(0, 10 ** rng.integers(0, 12), n), int(rng.integers(0, 16)))
+    elif kind == 9:
+        v = np.round(rng.uniform(0, 4, n), 2)
+        v[0] = STALE_NAN  # exception before any good sample
+        v[-1] = -0.0
+    elif kind == 10:
+        v = rng.integers(-(2**62), 2**62, n).astype(np.float64)
+    else:
+        v = np.round(np.cumsum(rng.uniform(0, 0.3, n)) + 123_456.78, 2)
+    if kind in (11, 12):
+        ts = ts.copy()
+        ts[rng.integers(0, n, 3)] += rng.integers(-(10**9), 10**9, 3)  # gaps, going back
+        if n > 4:
+            ts[n // 2] = ts[n // 2 - 1]  # duplicate
+            ts = np.delete(np.append(ts, ts[-1] + 15_000), n // 3)  # missed scrape
+    elif kind == 13:
+        ts = np.sort(rng.integers(-(2**63), 2**63 - 1, n, endpoint=True))  # spans beyond int64
+    if rng.random() < 0.1:
+        ts = np.cumsum(rng.exponential(1000, n)).astype(np.int64)  # irregular
+    return ts, np.asarray(v, dtype=np.float64)
+
+
+def _check_batch(series: list[tuple[np.ndarray, np.ndarray]]) -> list[bytes]:
+    blobs = encode_chunks(series)
+    assert len(blobs) == len(series)
+    for (ts, v), blob in zip(series, blobs, strict=True):
+        assert blob == encode_chunk(ts, v)
+        ts2, v2 = decode_chunk(blob)
+        assert np.array_equal(ts2, ts)
+        assert np.array_equal(v2.view(np.uint64), v.view(np.uint64))
+    return blobs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_batch_identical_to_single_on_random_mix(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    lengths = [240] * 60 + [1, 2, 2, 3, 3, 3, 3, 3, 17, 17, 17, 17, 17, 65, 65, 65, 65, 258, 258, 258, 258, 7]
+    series = [_mixed_series(rng, int(n)) for n in rng.permutation(lengths)]
+    _check_batch(series)
+
+
+@pytest.mark.parametrize("n", [3, 4, 15, 16, 17, 18, 63, 64, 65, 129, 257, 258, 300])
+def test_batch_every_length_through_the_vectorised_path(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aurora.store import codec
+
+    monkeypatch.setattr(codec, "_BATCH_MIN_ROWS", 1)
+    monkeypatch.setattr(codec, "_BATCH_MAX_ROWS", 7)  # several blocks per length group
+    rng = np.random.default_rng(n)
+    _check_batch([_mixed_series(rng, n) for _ in range(40)])
+
+
+def test_batch_lengths_one_two_and_empty_batch() -> None:
+    assert encode_chunks([]) == []
+    series = [
+        (np.array([T0]), np.array([STALE_NAN])),
+        (np.array([-5, -(2**63)]), np.array([-0.0, 1.5])),
+        (np.array([2**63 - 1, -(2**63)]), np.array([1.0, np.inf])),
+        (np.empty(0, np.int64), np.empty(0)),
+    ] * 5
+    _check_batch(series)
+    with pytest.raises(ValueError):
+        encode_chunks([(np.arange(3), np.ones(2))])
+
+
+def test_batch_special_floats_bit_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aurora.store import codec
+
+    monkeypatch.setattr(codec, "_BATCH_MIN_ROWS", 1)
+    rng = np.random.default_rng(21)
+    series = []
+    for n in (3, 240):
+        ts = _scrape_ts(rng, n)
+        series += [(ts, np.full(n, b).view(np.float64)) for b in SPECIAL_BITS]
+        for _ in range(10):
+            series.append((ts, rng.choice(SPECIAL_BITS, n).view(np.float64)))
+            d = np.round(rng.normal(50, 5, n), 2)
+            d[rng.integers(0, n, 2)] = rng.choice(SPECIAL_BITS, 2).view(np.float64)
+            series.append((ts, d))
+    _check_batch(series)
+
+
+def test_xor_zstd_chunks_still_decode() -> None:
+    """The encoder no longer writes scheme 2 (XOR + shuffle + zstd), but chunks holding it stay readable."""
+    import zlib
+
+    import cramjam
+
+    from aurora.store import codec
+
+    rng = np.random.default_rng(13)
+    ts, v = _scrape_ts(rng, 50), rng.lognormal(0, 1, 50)
+    bits = v.view(np.uint64)
+    x = bits.copy()
+    x[1:] ^= bits[:-1]
+    z = bytes(cramjam.zstd.compress(x.astype("<u8").view(np.uint8).reshape(50, 8).T.tobytes(), level=3))
+    body = bytes([codec._MAGIC_SINGLE]) + codec._uv(50) + codec._encode_ts(ts) + bytes([2]) + codec._uv(len(z)) + z
+    ts2, v2 = decode_chunk(body + zlib.crc32(body).to_bytes(4, "little"))
+    assert np.array_equal(ts2, ts) and np.array_equal(v2.view(np.uint64), bits)
+
+
+def test_batch_blocks_of_one_scheme_only() -> None:
+    rng = np.random.default_rng(31)
+    ts = _scrape_ts(rng, 240)
+    _check_batch([(ts, np.full(240, float(i))) for i in range(8)])  # all constant
+    _check_batch([(ts, rng.integers(0, 2**64 - 1, 240, dtype=np.uint64).view(np.float64)) for _ in range(8)])
