@@ -117,8 +117,9 @@ class Aurora:
         """Validate, store durably, hand to the pipeline. Returns samples accepted. Raises a 4xx error
         (and stores nothing) on bad input."""
         try:
-            batch = validate_batch(batch, self.cfg.limits, self.clock)
-            result = self.tsdb.append(batch)
+            known = self.tsdb.known_ids(batch.metrics, batch.labels)
+            batch = validate_batch(batch, self.cfg.limits, self.clock, known)
+            result = self.tsdb.append(batch, known)
         except Exception as exc:
             self.counters["rejected"] += 1
             self.metrics.requests_rejected.labels(source, getattr(exc, "code", "error")).inc()

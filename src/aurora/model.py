@@ -2,6 +2,7 @@
 
 A batch holds many series; the samples of series ``i`` are ``ts_ms[offsets[i]:offsets[i+1]]`` and
 ``values[offsets[i]:offsets[i+1]]``. Timestamps are unix milliseconds (int64), as in Prometheus.
+Label dicts may be shared with decoder caches: treat them as read-only.
 """
 
 from __future__ import annotations

@@ -6,8 +6,6 @@ store; this module checks what the batch alone can tell: sizes, names, label syn
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from aurora.clock import EventClock
@@ -15,15 +13,12 @@ from aurora.config import LimitsConfig
 from aurora.errors import BadInput, LimitExceeded
 from aurora.model import LABEL_NAME_RE, METRIC_NAME_RE, SeriesBatch, series_key
 
-KnownIds = Callable[[list[str], list[dict[str, str]]], np.ndarray]
-
-
-def _check_series_names(batch: SeriesBatch, limits: LimitsConfig, known_ids: KnownIds | None) -> None:
+def _check_series_names(batch: SeriesBatch, limits: LimitsConfig, known_ids: np.ndarray | None) -> None:
     """Names, label syntax and sizes of series the store does not know yet (known ones passed before),
     and that no series appears twice."""
     todo: range | np.ndarray = range(batch.n_series)
     if known_ids is not None:
-        ids = known_ids(batch.metrics, batch.labels)
+        ids = known_ids
         known = ids[ids >= 0]
         if np.unique(known).size != known.size:
             dup = int(np.flatnonzero(np.bincount(known) > 1)[0])
@@ -71,11 +66,11 @@ def _fmt_ts(ts_ms: int) -> str:
 
 
 def validate_batch(batch: SeriesBatch, limits: LimitsConfig, clock: EventClock,
-                   known_ids: KnownIds | None = None) -> SeriesBatch:
+                   known_ids: np.ndarray | None = None) -> SeriesBatch:
     """Return the batch to store (non-finite values dropped when so configured) or raise a 4xx error.
 
-    ``known_ids(metrics, labels)`` gives the store's ids of series it knows (-1 for new ones); those skip
-    the per-series name checks, which would otherwise dominate the cost of a scrape-shaped batch."""
+    ``known_ids`` (the store's ids per batch series, -1 for new ones, as ``TSDB.known_ids`` gives them): known
+    series skip the per-series name checks, which would otherwise dominate the cost of a scrape-shaped batch."""
     if batch.n_series > limits.max_series_per_request:
         raise LimitExceeded(f"request has {batch.n_series} series; the limit is "
                             f"{limits.max_series_per_request} (limits.max_series_per_request)")

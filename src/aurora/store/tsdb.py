@@ -311,10 +311,11 @@ class TSDB:
             self.head.loaded[sid] = True
 
     def _lookup(
-        self, metrics: list[str], labels: list[dict[str, str]]
+        self, metrics: list[str], labels: list[dict[str, str]], known: Int64Array | None = None
     ) -> tuple[Int64Array, list[tuple[int, str, dict[str, str], bytes | None]]]:
-        """Ids for (metric, labels), with provisional ids for unknown series (nothing is created)."""
-        ids = self.index.lookup_fast(metrics, labels)
+        """Ids for (metric, labels), with provisional ids for unknown series (nothing is created).
+        ``known``: ids from an earlier ``known_ids`` call (series are never removed, so they stay valid)."""
+        ids = known.tolist() if known is not None else self.index.lookup_fast(metrics, labels)
         new: list[tuple[int, str, dict[str, str], bytes | None]] = []
         new_by_key: dict[tuple[str, ...], int] = {}
         base = self.head.n
@@ -389,7 +390,8 @@ class TSDB:
         return info
 
     # --- append ----------------------------------------------------------------------------------
-    def append(self, batch: SeriesBatch) -> AppendResult:
+    def append(self, batch: SeriesBatch, known_ids: Int64Array | None = None) -> AppendResult:
+        """Store a batch. ``known_ids``: what ``known_ids`` returned for it, to skip a second lookup."""
         k = batch.n_series
         _check_shapes(k, batch.offsets, batch.ts_ms, batch.values)
         if len(batch.labels) != k:
@@ -398,7 +400,9 @@ class TSDB:
             self._check_open()
             if k == 0:
                 return AppendResult(0, 0, 0, 0, np.zeros(0, np.int64))
-            ids, new = self._lookup(batch.metrics, batch.labels)
+            if known_ids is not None and len(known_ids) != k:
+                raise BadInput("known_ids does not match the batch")
+            ids, new = self._lookup(batch.metrics, batch.labels, known_ids)
             return self._append_locked(ids, batch.offsets, batch.ts_ms, batch.values, new)
 
     def append_ids(
