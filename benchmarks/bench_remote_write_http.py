@@ -22,9 +22,9 @@ import numpy as np
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aurora.ingest.remote_write import encode_remote_write  # noqa: E402
-from aurora.model import SeriesBatch  # noqa: E402
-from tests.integration.server import ADMIN, ServerProcess  # noqa: E402
+from aurora.ingest.remote_write import encode_remote_write
+from aurora.model import SeriesBatch
+from tests.integration.server import ADMIN, ServerProcess
 
 
 def make_bodies(n_series: int, rounds: int, per_request: int, samples_per_series: int, t0_ms: int) -> list[list[bytes]]:

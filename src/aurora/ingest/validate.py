@@ -13,6 +13,7 @@ from aurora.config import LimitsConfig
 from aurora.errors import BadInput, LimitExceeded
 from aurora.model import LABEL_NAME_RE, METRIC_NAME_RE, SeriesBatch, series_key
 
+
 def _check_series_names(batch: SeriesBatch, limits: LimitsConfig, known_ids: np.ndarray | None) -> None:
     """Names, label syntax and sizes of series the store does not know yet (known ones passed before),
     and that no series appears twice."""
