@@ -10,6 +10,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,8 @@ class Aurora:
         self.counters: dict[str, int] = {"samples": 0, "requests": 0, "rejected": 0, "events": 0, "alerts": 0}
         self._collectors: list[Any] = []
         self._maintenance_task: asyncio.Task[None] | None = None
+        self._extra: list[Callable[[], Coroutine[Any, Any, Any]]] = []
+        self._extra_tasks: list[asyncio.Task[Any]] = []
         self._lock = threading.Lock()
         self.opened = False
 
@@ -60,6 +63,10 @@ class Aurora:
         self.pipeline.start()
         self.opened = True
         return ensure_admin_token(self.tokens, self.cfg.storage.data_dir, self.cfg.server.admin_token)
+
+    def add_background(self, factory: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run ``factory()`` as a task alongside the server (e.g. the demo's simulated fleet)."""
+        self._extra.append(factory)
 
     async def start_background(self) -> None:
         """Start the scraper, the host agent and periodic maintenance on the running event loop."""
@@ -81,8 +88,23 @@ class Aurora:
             await agent.start(lambda b: sink(b, "host_agent"))
             self._collectors.append(agent)
         self._maintenance_task = asyncio.create_task(self._maintenance_loop())
+        for factory in self._extra:
+            task = asyncio.create_task(factory())
+            task.add_done_callback(self._report_task_end)
+            self._extra_tasks.append(task)
+
+    @staticmethod
+    def _report_task_end(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
 
     async def stop_background(self) -> None:
+        for task in self._extra_tasks:
+            task.cancel()
+        for task in self._extra_tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._extra_tasks.clear()
         for c in self._collectors:
             with contextlib.suppress(Exception):
                 await c.stop()

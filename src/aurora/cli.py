@@ -84,12 +84,12 @@ def _open(cfg: AuroraConfig) -> tuple[Aurora, str | None]:
     return aurora, created
 
 
-def _serve(cfg: AuroraConfig, banner: str) -> None:
+def _serve(cfg: AuroraConfig, banner: str, opened: tuple[Aurora, str | None] | None = None) -> None:
     import uvicorn
 
     from aurora.api.server import create_app
 
-    aurora, created = _open(cfg)
+    aurora, created = opened or _open(cfg)
     url = f"http://{cfg.server.host}:{cfg.server.port}"
     console.print(f"[bold]Aurora {__version__}[/bold] {banner} on {url}  (data: {cfg.storage.data_dir}, "
                   f"database: {aurora.engine.dialect.name}, clock: {cfg.clock})")
@@ -125,17 +125,38 @@ def demo(
     config: ConfigOpt = None,
     port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
     data_dir: DataDirOpt = None,
+    speed: Annotated[str, typer.Option(help="fleet speed: realtime or Nx (e.g. 10x)")] = "realtime",
+    backfill_hours: Annotated[float, typer.Option(help="fault-free history to load first")] = 6.0,
+    seed: Annotated[int, typer.Option(help="fleet seed")] = 1,
 ) -> None:
-    """Run the demo: for now, the server watching this machine through the host agent."""
+    """Run the demo: the server with the simulated "shop" fleet, faults arriving on a schedule."""
+    from aurora.config import ServiceConfig
+    from aurora.sim.faults import demo_schedule
+    from aurora.sim.runner import run_live
+    from aurora.sim.topology import shop_fleet
+
     _logging()
     cfg = _config(config, data_dir, port=port)
-    cfg.host_agent.enabled = True
-    cfg.host_agent.interval_s = min(cfg.host_agent.interval_s, 5.0)
-    console.print("Demo: Aurora watches this host (CPU, memory, disk, network, top processes) every "
-                  f"{cfg.host_agent.interval_s:g} s. Query it with the admin token printed below, e.g.\n"
-                  f"  curl -H \"Authorization: Bearer $(cat {cfg.storage.data_dir}/admin.token)\" "
-                  f"'http://{cfg.server.host}:{cfg.server.port}/api/v1/query?query=node_load1'")
-    _serve(cfg, "demo")
+    if not cfg.services:  # the fleet's topology is the demo's service catalogue
+        cfg.services = [ServiceConfig(name=s.name, depends_on=list(s.depends_on), limits=dict(s.limits()))
+                        for s in shop_fleet().services]
+    schedule = demo_schedule()
+    aurora, created = _open(cfg)
+    log = logging.getLogger("aurora.demo")
+
+    async def fleet() -> None:
+        log.info("demo fleet: %d services, %.0f h of history, then live at %s; faults: %s", len(cfg.services),
+                 backfill_hours, speed, ", ".join(f"{f.kind}@{f.service}" for f in schedule.faults))
+        await run_live(aurora, schedule, speed, seed=seed, backfill_hours=backfill_hours)
+        log.info("demo schedule finished")
+
+    aurora.add_background(fleet)
+    token_path = cfg.storage.data_dir / "admin.token"
+    console.print("Demo: the simulated shop fleet (gateway, web, catalog, cart, checkout, payment, inventory, "
+                  "postgres, redis, queue, worker, recommender) streams into Aurora. Try:\n"
+                  f"  curl -H \"Authorization: Bearer $(cat {token_path})\" "
+                  f"'http://{cfg.server.host}:{cfg.server.port}/api/v1/query?query=http_request_error_ratio'")
+    _serve(cfg, "demo", (aurora, created))
 
 
 @app.command("check-config")

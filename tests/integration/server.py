@@ -23,7 +23,9 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(self, data_dir: Path, db_url: str | None = None, config: Path | None = None,
-                 extra_env: dict[str, str] | None = None, clock: str = "wall") -> None:
+                 extra_env: dict[str, str] | None = None, clock: str = "wall",
+                 command: list[str] | None = None) -> None:
+        """``command``: the sub-command and its options (default ``serve --clock <clock>``)."""
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -32,8 +34,8 @@ class ServerProcess:
         self.env.pop("AURORA_CONFIG", None)
         if db_url:
             self.env["AURORA_DATABASE_URL"] = db_url
-        self.args = [sys.executable, "-m", "aurora", "serve", "--port", str(self.port), "--data-dir", str(data_dir),
-                     "--clock", clock]
+        sub = command or ["serve", "--clock", clock]
+        self.args = [sys.executable, "-m", "aurora", *sub, "--port", str(self.port), "--data-dir", str(data_dir)]
         if config:
             self.args += ["--config", str(config)]
         self.proc: subprocess.Popen[bytes] | None = None
