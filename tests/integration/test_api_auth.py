@@ -45,3 +45,15 @@ def test_first_start_writes_admin_token_file(tmp_path) -> None:
         assert token in (tmp_path / "d" / "server.log").read_text()  # printed once at first start
     finally:
         srv.stop()
+
+
+def test_grafana_data_source_probes(server: ServerProcess) -> None:
+    """What Grafana's Prometheus data source calls when it is saved and when it builds its query editor."""
+    with server.client() as c:
+        r = c.post("/api/v1/query", data={"query": "1+1", "time": "1700000000"})
+        assert r.status_code == 200 and r.json()["data"]["result"] == [1700000000, "2"]
+        assert c.get("/api/v1/status/buildinfo").json()["status"] == "success"
+        assert c.get("/api/v1/metadata").json() == {"status": "success", "data": {}}
+        assert c.get("/api/v1/labels").json()["status"] == "success"
+        bad = c.get("/api/v1/query_range", params={"query": "rate(x[5m]", "start": 1, "end": 2, "step": 1})
+        assert bad.status_code == 400 and bad.json()["errorType"] == "bad_data"

@@ -130,6 +130,21 @@ async def labels(request: Request, name: str | None = None) -> Response:
     return JSONResponse(body)
 
 
+@router.get("/api/v1/status/buildinfo", dependencies=read_scope)
+async def buildinfo() -> dict[str, Any]:
+    """Grafana asks this to pick query features; Aurora answers with its own version."""
+    from aurora import __version__
+
+    return {"status": "success", "data": {"version": __version__, "revision": "", "branch": "",
+                                          "buildUser": "", "buildDate": "", "goVersion": "none (aurora)"}}
+
+
+@router.get("/api/v1/metadata", dependencies=read_scope)
+async def metadata() -> dict[str, Any]:
+    """Metric metadata (HELP/TYPE) is not kept yet: an empty, well-formed answer for Grafana."""
+    return {"status": "success", "data": {}}
+
+
 @router.get("/api/v1/status", dependencies=read_scope)
 async def status(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(get_aurora(request).status)
