@@ -103,3 +103,119 @@ def rca(
             table.add_row(fault, *(f"{a[f'AC@{k}']:.2f}" for k in KS), f"{a['Avg@5']:.3f}")
         Console().print(table)
     console.print(f"report: {out / 'report.json'}, {out / 'report.md'}")
+
+
+@bench_app.command("perf")
+def perf(
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("bench-out/perf"),
+    quick: Annotated[bool, typer.Option(help="smaller runs (figures are indicative only)")] = False,
+    only: Annotated[str | None, typer.Option(help="comma list of measures")] = None,
+) -> None:
+    """The core's throughput, latency, size and memory figures, checked against their targets."""
+    from aurora.bench.perf import MEASURES, render_markdown, run_perf
+
+    names = [n.strip() for n in only.split(",")] if only else None
+    with Progress(TextColumn("[bold]perf[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("", total=len([m for m in MEASURES if not names or m.name in names]))
+        seen: list[str] = []
+
+        def step(name: str) -> None:
+            if seen:
+                progress.advance(task)
+            seen.append(name)
+            progress.update(task, description=name)
+
+        try:
+            report = run_perf(out, quick=quick, only=names, progress=step)
+        except FileNotFoundError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        progress.advance(task)
+    console.print(render_markdown(report))
+    console.print(f"report: {out / 'report.json'}")
+
+
+def _minutes(v: float | None) -> str:
+    return "-" if v is None else f"{v / 60:.1f} min"
+
+
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+@bench_app.command("predict")
+def predict(
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("bench-out/predict"),
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per scenario")] = 20,
+    seed_base: Annotated[
+        int, typer.Option("--seed-base", help="first seed (reported runs: 1000+; development used < 1000)")
+    ] = 1000,
+    limit: Annotated[int | None, typer.Option("--limit", help="only the first N runs (scores not comparable)")] = None,
+    scenarios: Annotated[
+        str | None, typer.Option("--scenarios", help="comma list (default: the slow-burn faults and fast variants)")
+    ] = None,
+    fault_free: Annotated[bool, typer.Option(help="also run fault_free (24 h) per seed for false predictions")] = True,
+) -> None:
+    """Predict limit breaches (memory, disk, DB pool, model accuracy) on the simulated fleet and score them."""
+    from aurora.bench.predict import DEFAULT_SCENARIOS, run_bench
+
+    names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else list(DEFAULT_SCENARIOS)
+    try:
+        with _progress() as progress:
+            report = run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names, fault_free=fault_free,
+                               limit=limit, progress=progress)
+    except (ValueError, KeyError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    table = Table(title=f"Failure prediction ({report['runs']} runs, seeds {report['seeds'][0]}..)")
+    for col in ("scenario", "runs", "recall", "precision", "lead median", "lead p10", "ETA coverage"):
+        table.add_column(col, justify="left" if col == "scenario" else "right")
+    for name, s in [*report["by_scenario"].items(), ("all", report)]:
+        table.add_row(name, str(s["runs"]), _ratio(s["recall"]), _ratio(s["precision"]),
+                      _minutes(s["lead_time_median_s"]), _minutes(s["lead_time_p10_s"]),
+                      _ratio(s["eta_interval_coverage"]))
+    Console().print(table)
+    console.print(f"false predictions per 1,000 series-days (fault-free): "
+                  f"{_ratio(report['false_predictions_per_1000_series_days'])}")
+    console.print(f"report: {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
+
+
+@bench_app.command("e2e")
+def e2e(
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("bench-out/e2e"),
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per scenario")] = 10,
+    seed_base: Annotated[
+        int, typer.Option("--seed-base", help="first seed (reported runs: 1000+; development used < 1000)")
+    ] = 1000,
+    limit: Annotated[int | None, typer.Option("--limit", help="only the first N runs (scores not comparable)")] = None,
+    scenarios: Annotated[
+        str | None, typer.Option("--scenarios", help="comma list (default: every fixable fault)")
+    ] = None,
+    oracle: Annotated[bool, typer.Option(help="also run the oracle remediator (validates the harness)")] = True,
+) -> None:
+    """Closed loop on the simulated fleet: time to detect, to a correct root cause, to a verified fix."""
+    from aurora.bench.e2e import DEFAULT_SCENARIOS, NO_ENGINE_NOTE, run_bench
+
+    names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else list(DEFAULT_SCENARIOS)
+    try:
+        with _progress() as progress:
+            report = run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names, oracle=oracle, limit=limit,
+                               progress=progress)
+    except (ValueError, KeyError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    table = Table(title=f"Closed loop ({report['cases']} cases, seeds {report['seeds'][0]}..; times from onset)")
+    for col in ("scenario", "cases", "detected", "detect median", "root cause right", "RC median", "verified fix",
+                "oracle fix median"):
+        table.add_column(col, justify="left" if col == "scenario" else "right")
+    orc = report.get("oracle") or {"by_scenario": {}}
+    for name, s in [*report["by_scenario"].items(), ("all", report)]:
+        o = orc if name == "all" else orc["by_scenario"].get(name, {})
+        table.add_row(name, str(s["cases"]), _ratio(s["detected"]), _minutes(s["time_to_detect_median_s"]),
+                      _ratio(s["root_cause_correct"]), _minutes(s["time_to_root_cause_median_s"]), "null",
+                      _minutes(o.get("time_to_verified_fix_median_s")))
+    Console().print(table)
+    console.print(f"time to verified fix: null ({NO_ENGINE_NOTE}); the oracle column validates the harness only")
+    console.print(f"false alarms per day (fault-free fleet): {_ratio(report['false_alarms_per_day_fault_free'])}")
+    console.print(f"report: {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
