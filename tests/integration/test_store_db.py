@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -196,10 +198,12 @@ def test_label_order_and_reopen_restores_ids(store: Store) -> None:
     assert list(db2.resolve(["n", "m"], [{}, {"b": "2", "a": "1"}])) == [ids[1], ids[0]]
     info = db2.get_series(ids[0])
     assert (info.metric, info.labels) == ("m", {"a": "1", "b": "2"})
-    # the newest sample survived the restart: a retry is a duplicate, older is rejected
+    # the newest sample survived the restart: a retry is a duplicate, so is a retry of an older one (found
+    # in the chunks); an older sample with another value is rejected
     assert db2.append(batch([("m", {"a": "1", "b": "2"}, [T0 + 1], [1.0])])).duplicates == 1
+    assert db2.append(batch([("m", {"a": "1", "b": "2"}, [T0, T0 + 1], [1.0, 1.0])])).duplicates == 2
     with pytest.raises(BadInput):
-        db2.append(batch([("m", {"a": "1", "b": "2"}, [T0], [1.0])]))
+        db2.append(batch([("m", {"a": "1", "b": "2"}, [T0], [5.0])]))
     db2.close()
 
 
@@ -490,4 +494,227 @@ def test_first_chunks_are_staggered(store: Store) -> None:
         else:
             firsts[sid] = cnt
             assert 8 < cnt <= 16
+    db.close()
+
+
+# --- idempotent retries -------------------------------------------------------------------------------
+
+
+def _stored_chunks(db: TSDB) -> list[tuple[int, int, int]]:
+    with db.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(chunks.c.series_id, chunks.c.start_ms, chunks.c.count))]
+
+
+def test_retry_of_whole_request_is_all_duplicates(store: Store) -> None:
+    db = store.make(max_chunk_age_s=10**9)
+    n = 24  # some of it already cut into a chunk, all of it still in the ring (32)
+    ts = T0 + STEP * np.arange(n)
+    rng = np.random.default_rng(5)
+    va, vb = rng.normal(size=n), rng.normal(size=n)
+    va[4] = STALE
+    req = batch([("m", {"s": "a"}, list(ts), list(va)), ("m", {"s": "b"}, list(ts), list(vb))])
+    r = db.append(req)
+    assert (r.accepted, r.duplicates, r.dropped) == (2 * n, 0, 0)
+    chunks_before = _stored_chunks(db)
+    assert chunks_before  # the retry covers flushed samples too
+    wal_before = db.wal.bytes_written
+    for _ in range(2):
+        r = db.append(req)
+        assert (r.accepted, r.duplicates, r.dropped, r.new_series) == (0, 2 * n, 0, 0)
+    assert db.wal.bytes_written == wal_before
+    db.checkpoint()
+    for sid, v in zip(r.series_ids, (va, vb), strict=True):
+        t, got = db.read(int(sid), 0, T0 * 2)
+        assert np.array_equal(t, ts) and np.array_equal(bits(got), bits(v))
+        assert int(db.read_rollup(int(sid), 3600, 0, T0 * 2).count.sum()) == n - (1 if v is va else 0)
+    starts = [(s, st) for s, st, _ in _stored_chunks(db)]
+    assert len(starts) == len(set(starts)) and sum(c for *_, c in _stored_chunks(db)) == 2 * n
+    db.close()
+    # after a restart the retry is still recognised (its samples are in the replayed head)
+    db = store.make(max_chunk_age_s=10**9)
+    r = db.append(batch([("m", {"s": "a"}, list(ts[-5:]), list(va[-5:]))]))
+    assert (r.accepted, r.duplicates) == (0, 5)
+    db.close()
+
+
+def test_retry_with_a_changed_value_is_refused(store: Store) -> None:
+    db = store.make()
+    ts = T0 + STEP * np.arange(10)
+    vals = np.arange(10, dtype=np.float64)
+    db.append(batch([("m", {}, list(ts), list(vals))]))
+    wal_before = db.wal.bytes_written
+    changed = vals.copy()
+    changed[3] = 99.0
+    new_t = [*ts.tolist(), int(ts[-1]) + STEP]
+    with pytest.raises(BadInput, match=r"same timestamp as a stored sample but a different value") as ei:
+        db.append(batch([("m", {}, new_t, [*changed, 10.0]), ("m", {"x": "new"}, [T0], [1.0])]))
+    assert str(int(ts[3])) in ei.value.message
+    # NaN vs stale marker, -0.0 vs 0.0: value bits decide
+    with pytest.raises(BadInput):
+        db.append(batch([("m", {}, [int(ts[0])], [-0.0])]))
+    # an older timestamp the series never had is out of order, not a duplicate
+    with pytest.raises(BadInput, match=r"older than the newest stored sample"):
+        db.append(batch([("m", {}, [int(ts[2]) + 1], [2.0])]))
+    assert db.wal.bytes_written == wal_before
+    assert [s.labels for s in db.all_series()] == [{}]
+    t, v = db.read(0, 0, T0 * 2)
+    assert np.array_equal(t, ts) and np.array_equal(v, vals)
+    db.close()
+
+
+def test_partly_retried_request_stores_the_new_tail(store: Store) -> None:
+    db = store.make()
+    ts = T0 + STEP * np.arange(30)
+    vals = np.sqrt(np.arange(30, dtype=np.float64))
+    db.append(batch([("m", {"s": "a"}, list(ts[:20]), list(vals[:20])), ("m", {"s": "b"}, list(ts[:5]), [1.0] * 5)]))
+    r = db.append(
+        batch([("m", {"s": "a"}, list(ts[12:30]), list(vals[12:30])), ("m", {"s": "b"}, list(ts[:5]), [1.0] * 5)])
+    )
+    assert (r.accepted, r.duplicates, r.dropped) == (10, 8 + 5, 0)
+    t, v = db.read(0, 0, T0 * 2)
+    assert np.array_equal(t, ts) and np.array_equal(v, vals)
+    db.checkpoint()
+    assert sum(c for *_, c in _stored_chunks(db)) == 30 + 5
+    t, v = db.read(0, 0, T0 * 2)
+    assert np.array_equal(t, ts) and np.array_equal(v, vals)
+    db.close()
+
+
+def test_retry_in_drop_mode(store: Store) -> None:
+    db = store.make(out_of_order="drop")
+    ts = T0 + STEP * np.arange(10)
+    db.append(batch([("m", {}, list(ts), [1.0] * 10)]))
+    # 3 exact retries, one changed value, one never-seen older timestamp, 2 new
+    t = [int(ts[5]), int(ts[6]), int(ts[7]) + 1, int(ts[8]), int(ts[9]), int(ts[9]) + STEP, int(ts[9]) + 2 * STEP]
+    v = [1.0, 1.0, 1.0, 2.0, 1.0, 3.0, 4.0]
+    r = db.append(batch([("m", {}, t, v)]))
+    assert (r.accepted, r.duplicates, r.dropped) == (2, 3, 2)
+    got_t, got_v = db.read(0, 0, T0 * 2)
+    assert list(got_t) == [*ts.tolist(), t[-2], t[-1]] and list(got_v) == [1.0] * 10 + [3.0, 4.0]
+    assert db.counters["duplicates"] == 3 and db.counters["dropped"] == 2
+    db.close()
+
+
+# --- failed chunk writes ------------------------------------------------------------------------------
+
+
+class FlakyEngine:
+    """Delegates to an engine; while ``fail`` > 0, inserting into ``table`` raises (and uses up one failure)
+    inside the real transaction, so what was executed before it in that transaction is rolled back."""
+
+    def __init__(self, engine: sa.Engine, table: sa.Table, fail: int = 0) -> None:
+        self._engine = engine
+        self.table = table
+        self.fail = fail
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._engine, name)
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[object]:
+        with self._engine.begin() as conn:
+            yield _FlakyConn(conn, self)
+
+
+class _FlakyConn:
+    def __init__(self, conn: sa.Connection, owner: FlakyEngine) -> None:
+        self._conn = conn
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    def execute(self, stmt: Any, *args: Any) -> Any:
+        o = self._owner
+        if o.fail > 0 and getattr(stmt, "table", None) is o.table:
+            o.fail -= 1
+            o.failures += 1
+            raise sa.exc.OperationalError(str(stmt), {}, Exception("database unreachable"))
+        return self._conn.execute(stmt, *args)
+
+
+def _check_all(db: TSDB, expect: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    for sid, (ts, vals) in expect.items():
+        t, v = db.read(sid, 0, T0 * 2)
+        assert np.array_equal(t, ts) and np.array_equal(bits(v), bits(vals)), sid
+        agg = db.read_rollup(sid, 60, 0, T0 * 2)
+        assert int(agg.count.sum()) == len(ts) and np.isclose(agg.sum.sum(), vals.sum())
+    rows = _stored_chunks(db)
+    assert len({(s, st) for s, st, _ in rows}) == len(rows)  # no chunk written twice
+
+
+@pytest.mark.parametrize("table", ["chunks", "rollups"])
+def test_failed_chunk_write_loses_nothing(store: Store, monkeypatch: pytest.MonkeyPatch, table: str) -> None:
+    db = store.make(max_chunk_age_s=10**9)
+    flaky = FlakyEngine(db.engine, chunks if table == "chunks" else rollups, fail=1)
+    monkeypatch.setattr(db, "engine", flaky)
+    ids = db.resolve(["m"] * 3, [{"i": str(i)} for i in range(3)])
+    n = 40
+    ts = T0 + STEP * np.arange(n)
+    vals = np.stack([np.arange(n) * (i + 1.5) for i in range(3)])
+    for k in range(n):
+        r = db.append_ids(ids, np.arange(4, dtype=np.int64), np.full(3, ts[k]), vals[:, k].copy())
+        assert r.accepted == 3  # the failed chunk write does not fail the append: the samples are in the WAL
+    assert flaky.failures == 1 and db.counters["flush_errors"] == 1
+    expect = {int(s): (ts, vals[i]) for i, s in enumerate(ids)}
+    _check_all(db, expect)  # the samples of the failed cut were cut again by a later append
+    stored = sum(c for *_, c in _stored_chunks(db))
+    assert stored + db.stats()["head_unflushed_samples"] == 3 * n
+    db.close()
+    db = store.make(max_chunk_age_s=10**9)
+    _check_all(db, expect)
+    assert sum(c for *_, c in _stored_chunks(db)) == 3 * n
+    db.close()
+
+
+def test_failed_checkpoint_keeps_the_wal(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = store.make(max_chunk_age_s=10**9)
+    flaky = FlakyEngine(db.engine, chunks)
+    monkeypatch.setattr(db, "engine", flaky)
+    ts = T0 + STEP * np.arange(20)
+    vals = np.arange(20, dtype=np.float64)
+    db.append(batch([("m", {}, list(ts[:5]), list(vals[:5]))]))
+    flaky.fail = 10**6
+    db.append(batch([("m", {}, list(ts[5:]), list(vals[5:]))]))
+    assert db.counters["flush_errors"] >= 1 and not _stored_chunks(db)
+    with pytest.raises(sa.exc.OperationalError):
+        db.checkpoint()
+    with pytest.raises(sa.exc.OperationalError):
+        db.close()
+    _check_all(db, {0: (ts, vals)})
+    db.wal.close()  # crash
+    del db
+    db = store.make(max_chunk_age_s=10**9)
+    _check_all(db, {0: (ts, vals)})
+    db.checkpoint()
+    assert sum(c for *_, c in _stored_chunks(db)) == 20
+    db.close()
+
+
+def test_full_ring_refuses_appends_while_chunk_writes_fail(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = store.make(max_chunk_age_s=10**9)  # ring 32, rounds of 16
+    flaky = FlakyEngine(db.engine, chunks, fail=10**6)
+    monkeypatch.setattr(db, "engine", flaky)
+    ts = T0 + STEP * np.arange(45)
+    vals = np.arange(45, dtype=np.float64) / 4
+    big = batch([("m", {}, list(ts[:40]), list(vals[:40]))])  # rounds of 16, 16, 8
+    with pytest.raises(sa.exc.OperationalError):
+        db.append(big)
+    # the first two rounds are stored (head and WAL, none flushed), the third did not fit beside them
+    t, _ = db.read(0, 0, T0 * 2)
+    assert np.array_equal(t, ts[:32])
+    wal_before = db.wal.bytes_written
+    with pytest.raises(sa.exc.OperationalError):
+        db.append(batch([("m", {}, [int(ts[32])], [1.0])]))
+    assert db.wal.bytes_written == wal_before
+    flaky.fail = 0  # the database is back; the client retries the whole request
+    r = db.append(big)
+    assert (r.accepted, r.duplicates, r.dropped) == (8, 32, 0)
+    db.append(batch([("m", {}, list(ts[40:]), list(vals[40:]))]))
+    _check_all(db, {0: (ts, vals)})
+    db.wal.close()  # crash
+    del db
+    db = store.make(max_chunk_age_s=10**9)
+    _check_all(db, {0: (ts, vals)})
     db.close()

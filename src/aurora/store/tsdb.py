@@ -3,8 +3,18 @@
 Data path of one ``append``: look series up (creating new ones, cardinality-checked) -> validate the whole
 batch against the head (ordering, duplicates, out-of-order) -> commit new series rows -> one WAL write ->
 vectorized write into the head's ring buffers -> cut full chunks (``storage.chunk_samples``) and partial
-chunks older than ``storage.max_chunk_age_s`` of event time into ``chunks`` rows, with their rollups at
-60 s and 3600 s, in one database transaction.
+chunks older than ``storage.max_chunk_age_s`` of event time into ``chunks`` rows (encoded together with
+``codec.encode_chunks``), with their rollups at 60 s and 3600 s, in one database transaction.
+
+DUPLICATES
+    A sample at or before its series' newest timestamp is a duplicate (skipped, counted in
+    ``AppendResult.duplicates``) if the head holds a sample of that series with the same timestamp and
+    identical value bits, so a client may retry a whole request: the retried samples are duplicates and
+    only samples newer than the series' newest are stored. Any other older sample is out of order
+    (``limits.out_of_order``: the batch is rejected, or those samples are dropped). The head holds the
+    newest ``max(head_window, 2 * chunk_samples)`` samples of each series (after a restart it is
+    back-filled from chunks to ``head_window`` samples first); a retry of something older is out of order.
+    Only series with such older samples pay for the lookup (a binary search of their ring).
 
 DURABILITY
     When ``append`` (or ``append_ids``/``resolve``) returns, its samples and any new series are in the
@@ -23,6 +33,14 @@ DURABILITY
     durable (an SQLite WAL checkpoint, which fsyncs under ``synchronous=NORMAL``; PostgreSQL commits are
     durable already), writes and fsyncs a new segment holding the newest-sample state and the unflushed
     samples, and only then deletes the old segments.
+    If writing chunks fails (say the database is briefly unreachable), the cut is undone: those samples
+    stay unflushed in the head, and so in every WAL segment, and are written by a later cut, ``checkpoint()``
+    or WAL replay. An append whose chunk write fails still succeeds (its samples are in the WAL; the failure
+    is logged and counted in ``flush_errors``). Once a series' unflushed samples would no longer fit in its
+    ring beside the new ones, the append first writes them and, if that fails too, raises storing nothing
+    (a batch with more than ``ring - chunk_samples`` samples of a series goes in rounds, one WAL record
+    each; rounds before the failing one stay stored, so a retry finds them as duplicates).
+    ``checkpoint()`` and ``close()`` raise and keep the WAL as it was.
     ``open()`` replays the WAL: samples already in chunks are recognised (by each series' newest chunk
     end) and not written twice; a torn record at the tail of a segment
     (a write interrupted by the crash, never acknowledged) is detected by its length and CRC32 and ignored.
@@ -49,7 +67,7 @@ from aurora.db.tables import chunks, rollups, series
 from aurora.errors import BadInput, LimitExceeded, NotFound
 from aurora.model import Float64Array, Int64Array, SeriesBatch
 from aurora.store import rollup as rollup_mod
-from aurora.store.codec import decode_chunk, encode_chunk
+from aurora.store.codec import decode_chunk, encode_chunks
 from aurora.store.head import NO_TS, Head
 from aurora.store.index import SeriesIndex, SeriesInfo, key_hash, sorted_key
 from aurora.store.rollup import RESOLUTIONS_S, RollupArrays
@@ -88,12 +106,15 @@ class AppendResult:
 
 @dataclass
 class _Pending:
-    """Samples gathered from the head to be written as chunks: ``sid[i]`` owns ``ts[start[i]:end[i]]``."""
+    """Samples gathered from the head to be written as chunks: ``sid[i]`` owns ``ts[start[i]:end[i]]``.
+    ``cut_sids``/``cut_n``: how far each ``_cut`` advanced ``head.flushed``, undone if the write fails."""
 
     ts: list[Int64Array] = field(default_factory=list)
     vals: list[Float64Array] = field(default_factory=list)
     sid: list[Int64Array] = field(default_factory=list)
     sizes: list[Int64Array] = field(default_factory=list)
+    cut_sids: list[Int64Array] = field(default_factory=list)
+    cut_n: list[Int64Array] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.ts)
@@ -140,6 +161,7 @@ class TSDB:
             "dropped": 0,
             "replayed_samples": 0,
             "wal_rotations": 0,
+            "flush_errors": 0,
         }
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -466,18 +488,22 @@ class TSDB:
                     timestamp_ms=int(ts[j]),
                 )
         last_ts = head.last_ts[sid_rep]
+        bits = vals.view(np.uint64)
         eq = ts == last_ts
-        dup = eq & (vals.view(np.uint64) == head.last_bits[sid_rep])
-        ooo = (ts < last_ts) | (eq & ~dup)
+        older = ts < last_ts
+        dup = eq & (bits == head.last_bits[sid_rep])
+        if older.any():
+            self._older_duplicates(np.flatnonzero(older), sid_rep, ts, bits, dup)
+        ooo = (older | eq) & ~dup
         n_dup = int(dup.sum())
         n_ooo = int(ooo.sum())
         if n_ooo and self.limits.out_of_order == "reject":
             j = int(np.argmax(ooo))
             key = self._key(int(sid_rep[j]), new)
-            if eq[j]:
-                why = "has the same timestamp as the newest stored sample but a different value"
+            if eq[j] or self._in_head(int(sid_rep[j]), int(ts[j])):
+                why = "has the same timestamp as a stored sample but a different value"
             else:
-                why = f"is older than the newest stored sample at {int(last_ts[j])}"
+                why = f"is older than the newest stored sample at {int(last_ts[j])} and not a retry of a stored one"
             raise BadInput(
                 f"out-of-order sample for series {key}: timestamp {int(ts[j])} {why} "
                 f"(newest stored timestamp {int(last_ts[j])}); limits.out_of_order is 'reject'",
@@ -490,17 +516,18 @@ class TSDB:
             ts, vals, rep = ts[keep], vals[keep], rep[keep]
             counts = np.bincount(rep, minlength=k).astype(np.int64)
         # --- validated: from here on the batch is stored ---
+        if len(ts):
+            sel = counts > 0
+            ids_w, counts_w = (ids, counts) if sel.all() else (ids[sel], counts[sel])
+            # refused (nothing stored) if the head is full of samples whose chunk writes keep failing
+            self._make_room(ids_w, np.minimum(counts_w, head.ring - self._chunk))
         if new:
             self._insert_series(new)
         recs = []
         if new:
             recs.append(encode_record(REC_SERIES, self._series_parts(new)))
         if len(ts):
-            sel = counts > 0
-            ids_w, counts_w = (ids, counts) if sel.all() else (ids[sel], counts[sel])
-            recs.append(encode_record(REC_SAMPLES, samples_parts(ids_w, counts_w, ts, vals)))
-            self.wal.write(recs)
-            self._apply(ids_w, counts_w, ts, vals)
+            self._apply(ids_w, counts_w, ts, vals, wal_first=recs)
             self.clock.observe_ms(int(ts.max()))
             self._maybe_rotate()
         elif recs:
@@ -510,21 +537,62 @@ class TSDB:
         self.counters["dropped"] += n_ooo
         return AppendResult(len(ts), n_dup, n_ooo, len(new), np.asarray(ids_in, np.int64))
 
+    def _older_duplicates(
+        self, idx: Int64Array, sid_rep: Int64Array, ts: Int64Array, bits: np.ndarray, dup: np.ndarray
+    ) -> None:
+        """Set ``dup[i]`` for the samples ``idx`` (older than their series' newest) that repeat a sample in
+        the head: same timestamp, same value bits (a retried request). Per series, only for these."""
+        head = self.head
+        s = sid_rep[idx]
+        brk = np.flatnonzero(s[1:] != s[:-1]) + 1  # idx is in batch order: each series' samples are together
+        for part in np.split(idx, brk):
+            sid = int(sid_rep[part[0]])
+            if not head.loaded[sid]:  # after a restart: what was flushed before it is only in chunks
+                self._load_window(sid)
+            lo, hi = head.present(sid)
+            if hi == lo:
+                continue
+            hts, hvals = head.gather(sid, lo, hi)
+            q = ts[part]
+            p = np.minimum(np.searchsorted(hts, q), hi - lo - 1)
+            m = (hts[p] == q) & (hvals[p].view(np.uint64) == bits[part])
+            dup[part[m]] = True
+
+    def _in_head(self, sid: int, t: int) -> bool:
+        """Whether the head holds a sample of ``sid`` at time ``t``."""
+        hts, _ = self.head.gather(sid, *self.head.present(sid))
+        p = int(np.searchsorted(hts, t))
+        return p < len(hts) and int(hts[p]) == t
+
     def _maybe_rotate(self) -> None:
         if self.wal.segment_bytes < WAL_SEGMENT_TARGET_BYTES:
             return
         n = self.head.n
         unflushed_bytes = int((self.head.pos[:n] - self.head.flushed[:n]).sum()) * 16 + n * 16
         if self.wal.segment_bytes >= 4 * unflushed_bytes:
-            self._rotate()
+            try:
+                self._rotate()
+            except sa.exc.SQLAlchemyError:  # database unreachable: keep the old segments, try again later
+                log.warning("WAL rotation postponed: the database did not answer", exc_info=True)
 
     # --- head -> chunks ----------------------------------------------------------------------------
-    def _apply(self, sids: Int64Array, counts: Int64Array, ts: Int64Array, vals: Float64Array) -> None:
-        """Write validated samples (grouped by unique series) to the head and cut chunks that are due."""
+    def _apply(
+        self,
+        sids: Int64Array,
+        counts: Int64Array,
+        ts: Int64Array,
+        vals: Float64Array,
+        wal_first: list[list[Any]] | None = None,
+    ) -> None:
+        """Write validated samples (grouped by unique series) to the head and cut chunks that are due.
+
+        With ``wal_first`` (the append path) the samples are written to the WAL first, after the records in
+        ``wal_first``. A batch with more than ``ring - chunk_samples`` samples of one series goes in rounds,
+        each logged, written and flushed before the next; if a round cannot be made room for (chunk writes
+        failing) this raises with the earlier rounds stored, in the WAL and the head alike."""
         head = self.head
         c = self._chunk
         room = head.ring - c  # each round adds at most this many per series: unflushed never overwritten
-        pending = _Pending()
         if int(counts.max()) <= room:
             rounds = [(sids, counts, ts, vals)]
         else:
@@ -537,21 +605,28 @@ class TSDB:
                 cr = np.bincount(rep[m], minlength=len(sids)).astype(np.int64)
                 sel = cr > 0
                 rounds.append((sids[sel], cr[sel], ts[m], vals[m]))
-        for r_sids, r_counts, r_ts, r_vals in rounds:
+        last = len(rounds) - 1
+        for i, (r_sids, r_counts, r_ts, r_vals) in enumerate(rounds):
+            self._make_room(r_sids, r_counts)
+            if wal_first is not None:
+                recs = wal_first if i == 0 else []
+                self.wal.write([*recs, encode_record(REC_SAMPLES, samples_parts(r_sids, r_counts, r_ts, r_vals))])
             head.write(r_sids, r_counts, r_ts, r_vals)
+            pending = _Pending()
             unfl = head.pos[r_sids] - head.flushed[r_sids]
             cut_at = head.cut_at[r_sids]
             due = unfl >= cut_at
             if due.any():
                 u, f = unfl[due], cut_at[due]
                 self._cut(r_sids[due], f + ((u - f) // c) * c, pending)
-        wm = self.clock.watermark_ms
-        top = int(ts.max())
-        now = top if wm is None else max(wm, top)
-        if now - self._last_age_check >= self._age_step_ms:
-            self._last_age_check = now
-            self._cut_aged(now, pending)
-        self._store(pending)
+            if i == last:
+                wm = self.clock.watermark_ms
+                top = int(ts.max())
+                now = top if wm is None else max(wm, top)
+                if now - self._last_age_check >= self._age_step_ms:
+                    self._last_age_check = now
+                    self._cut_aged(now, pending)
+            self._try_store(pending)
 
     def _cut_aged(self, now_ms: int, pending: _Pending) -> None:
         head = self.head
@@ -586,18 +661,62 @@ class TSDB:
         pending.vals.append(vals)
         pending.sid.append(csid)
         pending.sizes.append(sizes)
+        pending.cut_sids.append(sids)
+        pending.cut_n.append(nflush)
         head.flushed[sids] += nflush
         head.cut_at[sids] = c
 
     def _store(self, pending: _Pending) -> None:
-        """Encode pending chunks and their rollups and insert them in one transaction."""
+        """Encode pending chunks and their rollups and insert them in one transaction. If anything fails the
+        cut is undone (``head.flushed`` moves back: the samples are unflushed again, in the head and in the
+        WAL) and the error is raised."""
         if not pending:
             return
+        try:
+            self._write_pending(pending)
+        except BaseException:
+            head = self.head
+            for sids, n in zip(pending.cut_sids, pending.cut_n, strict=True):
+                np.subtract.at(head.flushed, sids, n)  # a series may have been cut twice (due, then aged)
+            raise
+        finally:
+            pending.ts.clear()
+            pending.vals.clear()
+            pending.sid.clear()
+            pending.sizes.clear()
+            pending.cut_sids.clear()
+            pending.cut_n.clear()
+
+    def _try_store(self, pending: _Pending) -> None:
+        """``_store`` for the append path: the samples are in the WAL and the head already, so a database
+        error is logged and counted, and the cut is retried later (the next append of those series, the next
+        age check, ``checkpoint``). Appends are refused once a series' unflushed samples fill its ring."""
+        try:
+            self._store(pending)
+        except sa.exc.SQLAlchemyError:
+            self.counters["flush_errors"] += 1
+            self._last_age_check = NO_TS  # look for aged chunks again on the next append
+            log.warning("writing chunks failed; their samples stay in the head and the WAL", exc_info=True)
+
+    def _make_room(self, sids: Int64Array, counts: Int64Array) -> None:
+        """Before ``counts[i]`` more samples of ``sids[i]`` enter the head: if they would overwrite unflushed
+        samples (only possible after failed chunk writes), write those series' full chunks first, raising if
+        that fails (nothing of the new samples is stored then). ``counts`` must be at most ring - chunk."""
+        head = self.head
+        unfl = head.pos[sids] - head.flushed[sids]
+        over = unfl + counts > head.ring
+        if not over.any():
+            return
+        c = self._chunk
+        pending = _Pending()
+        self._cut(sids[over], (unfl[over] // c) * c, pending)
+        self._store(pending)
+
+    def _write_pending(self, pending: _Pending) -> None:
         ts = np.concatenate(pending.ts) if len(pending.ts) > 1 else pending.ts[0]
         vals = np.concatenate(pending.vals) if len(pending.vals) > 1 else pending.vals[0]
         csid = np.concatenate(pending.sid) if len(pending.sid) > 1 else pending.sid[0]
         sizes = np.concatenate(pending.sizes) if len(pending.sizes) > 1 else pending.sizes[0]
-        pending.ts.clear()
         starts, ends = _ranges(sizes)
         first_ts = ts[starts].tolist()
         last_ts = ts[ends - 1].tolist()
@@ -605,11 +724,10 @@ class TSDB:
         st_l = starts.tolist()
         en_l = ends.tolist()
         sz_l = sizes.tolist()
-        chunk_rows = []
+        blobs = encode_chunks([(ts[a:b], vals[a:b]) for a, b in zip(st_l, en_l, strict=True)])
         nbytes = 0
-        for i in range(len(sid_l)):
-            a, b = st_l[i], en_l[i]
-            data = encode_chunk(ts[a:b], vals[a:b])
+        chunk_rows = []
+        for i, data in enumerate(blobs):
             nbytes += len(data)
             chunk_rows.append(
                 {"series_id": sid_l[i], "start_ms": first_ts[i], "end_ms": last_ts[i], "count": sz_l[i],
@@ -625,8 +743,8 @@ class TSDB:
             r_starts = np.concatenate(([0], brk)).tolist()
             r_ends = np.concatenate((brk, [len(grp)])).tolist()
             chunk_of = grp[r_starts].tolist()
-            blobs = rollup_mod.encode_rows(agg, r_starts, r_ends)
-            for a, b, j, blob in zip(r_starts, r_ends, chunk_of, blobs, strict=True):
+            rblobs = rollup_mod.encode_rows(agg, r_starts, r_ends)
+            for a, b, j, blob in zip(r_starts, r_ends, chunk_of, rblobs, strict=True):
                 rollup_rows.append(
                     {"series_id": sid_l[j], "resolution_s": res, "start_ms": first_ts[j], "end_ms": last_ts[j],
                      "count": b - a, "data": blob}
@@ -736,14 +854,19 @@ class TSDB:
         w = head.window
         with self._lock:
             sid = self._check_sid(series_id)
-            lo, hi = head.present(sid)
             if not head.loaded[sid]:
-                if hi - lo < w:
-                    self._backfill(sid, w - (hi - lo))
-                    lo, hi = head.present(sid)
-                head.loaded[sid] = True
+                self._load_window(sid)
+            lo, hi = head.present(sid)
             ts, vals = head.gather(sid, max(lo, hi - w), hi)
             return ts, vals
+
+    def _load_window(self, sid: int) -> None:
+        """After a restart: back-fill a series' ring with at least ``head_window`` samples from chunks."""
+        head = self.head
+        lo, hi = head.present(sid)
+        if hi - lo < head.window:
+            self._backfill(sid, head.window - (hi - lo))
+        head.loaded[sid] = True
 
     def _backfill(self, sid: int, need: int) -> None:
         """After a restart: fill the ring with up to ``need`` older samples from chunks."""
