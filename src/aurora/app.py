@@ -27,7 +27,7 @@ from aurora.ingest.validate import validate_batch
 from aurora.model import SeriesBatch
 from aurora.pipeline import Pipeline
 from aurora.selfmetrics import SelfMetrics
-from aurora.store.tsdb import TSDB
+from aurora.store.tsdb import TSDB, AppendResult
 
 log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_S = 30.0
@@ -138,10 +138,17 @@ class Aurora:
     def ingest(self, batch: SeriesBatch, source: str, sync: bool = False) -> int:
         """Validate, store durably, hand to the pipeline. Returns samples accepted. Raises a 4xx error
         (and stores nothing) on bad input."""
+        result = self.store_batch(batch, source, sync)
+        self.tsdb.commit(result.wal_position)
+        return result.accepted
+
+    def store_batch(self, batch: SeriesBatch, source: str, sync: bool = False) -> AppendResult:
+        """``ingest`` without the final WAL fsync: the caller must ``tsdb.commit(result.wal_position)``
+        before acknowledging (an event-loop caller runs that fsync in a thread, grouped with others)."""
         try:
             known = self.tsdb.known_ids(batch.metrics, batch.labels)
             batch = validate_batch(batch, self.cfg.limits, self.clock, known)
-            result = self.tsdb.append(batch, known)
+            result = self.tsdb.append(batch, known, defer_commit=True)
         except Exception as exc:
             self.counters["rejected"] += 1
             self.metrics.requests_rejected.labels(source, getattr(exc, "code", "error")).inc()
@@ -154,7 +161,7 @@ class Aurora:
         fut = self.pipeline.submit(batch, np.asarray(result.series_ids), self.clock.now_ms())
         if sync:
             fut.result(timeout=60)
-        return result.accepted
+        return result
 
     # --- status ----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

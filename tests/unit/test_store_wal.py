@@ -106,3 +106,37 @@ def test_interval_fsync_thread(tmp_path: Path) -> None:
         time.sleep(0.01)
     assert wal.fsyncs >= 1
     wal.close()
+
+
+def test_group_commit_one_fsync_covers_writes_before_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With fsync 'always', a write is durable only after commit(); a commit covers earlier writes of any
+    thread, so concurrent writers share fsyncs, and a commit with nothing new does not fsync again."""
+    import threading
+
+    from aurora.store.wal import WAL
+
+    wal = WAL(tmp_path / "wal", "always", 1.0)
+    wal.start()
+    rec = [[b"x" * 100]]
+    wal.write(rec)
+    assert wal.fsyncs == 0  # deferred until commit
+    pos = wal.pending_position()
+    wal.commit()
+    assert wal.fsyncs == 1
+    wal.commit(pos)  # already covered
+    assert wal.fsyncs == 1
+    done: list[int] = []
+
+    def writer() -> None:
+        wal.write(rec)
+        done.append(wal.pending_position())
+
+    t = threading.Thread(target=writer)
+    t.start()
+    t.join()
+    wal.write(rec)
+    wal.commit()  # covers the other thread's earlier write too
+    assert wal.fsyncs == 2
+    wal.commit(done[0])
+    assert wal.fsyncs == 2
+    wal.close()

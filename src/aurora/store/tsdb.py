@@ -21,7 +21,9 @@ DURABILITY
     write-ahead log under ``data_dir/wal/``, and new series rows are committed to the database before the
     WAL record that refers to them is written.
     With ``storage.wal_fsync: always`` (the default) the WAL record has been fsynced before ``append``
-    returns: every acknowledged sample survives ``kill -9``, an OS crash and power loss.
+    returns: every acknowledged sample survives ``kill -9``, an OS crash and power loss. The fsync happens
+    after the store's lock is released (group commit: concurrent appends share one fsync), so a query may
+    see samples a moment before they are durable; they are acknowledged only after.
     With ``interval`` the WAL is fsynced at most every ``wal_fsync_interval_s`` seconds (by the append
     that finds the interval elapsed and by a background thread): acknowledged samples survive ``kill -9``
     of Aurora (they are in the OS page cache) but up to that interval of them can be lost if the machine
@@ -102,6 +104,8 @@ class AppendResult:
     dropped: int
     new_series: int
     series_ids: Int64Array = field(default_factory=lambda: np.zeros(0, np.int64))
+    # With ``defer_commit``: the WAL position to pass to ``commit`` before acknowledging the write.
+    wal_position: int = 0
 
 
 @dataclass
@@ -379,23 +383,28 @@ class TSDB:
         """Ids of the given series, creating (cardinality-checked, WAL-logged) the ones that are new."""
         if len(metrics) != len(labels):
             raise BadInput("metrics and labels differ in length")
-        with self._lock:
-            self._check_open()
-            ids, new = self._lookup(metrics, labels)
-            if new:
-                self._insert_series(new)
-                self.wal.write([encode_record(REC_SERIES, self._series_parts(new))])
-            return ids
+        try:
+            with self._lock:
+                self._check_open()
+                ids, new = self._lookup(metrics, labels)
+                if new:
+                    self._insert_series(new)
+                    self.wal.write([encode_record(REC_SERIES, self._series_parts(new))])
+                return ids
+        finally:
+            self.wal.commit()
 
     def known_ids(self, metrics: list[str], labels: list[dict[str, str]]) -> Int64Array:
-        """Ids of the given series, -1 for series the store does not know (nothing is created)."""
-        with self._lock:
-            ids = self.index.lookup_fast(metrics, labels)
-            if -1 in ids:
-                for i, c in enumerate(ids):
-                    if c < 0:
-                        ids[i] = self.index.lookup_slow(metrics[i], labels[i])
-            return np.asarray(ids, np.int64)
+        """Ids of the given series, -1 for series the store does not know (nothing is created).
+
+        Lock-free on purpose (it runs before ``append`` takes the lock): the index only grows, an entry is
+        published in ``by_key`` after its info exists, and single dict operations are atomic under the GIL."""
+        ids = self.index.lookup_fast(metrics, labels)
+        if -1 in ids:
+            for i, c in enumerate(ids):
+                if c < 0:
+                    ids[i] = self.index.lookup_slow(metrics[i], labels[i])
+        return np.asarray(ids, np.int64)
 
     def _series_parts(self, new: list[tuple[int, str, dict[str, str], bytes | None]]) -> list[Any]:
         return series_parts([(sid, m, dict(lab)) for sid, m, lab, _ in new])
@@ -412,34 +421,51 @@ class TSDB:
         return info
 
     # --- append ----------------------------------------------------------------------------------
-    def append(self, batch: SeriesBatch, known_ids: Int64Array | None = None) -> AppendResult:
-        """Store a batch. ``known_ids``: what ``known_ids`` returned for it, to skip a second lookup."""
+    def append(self, batch: SeriesBatch, known_ids: Int64Array | None = None,
+               defer_commit: bool = False) -> AppendResult:
+        """Store a batch. ``known_ids``: what ``known_ids`` returned for it, to skip a second lookup.
+        ``defer_commit``: return before the WAL fsync; the caller must ``commit(result.wal_position)``
+        before it acknowledges the write (so the fsync can run off an event loop, grouped with others)."""
+        result = None
         k = batch.n_series
         _check_shapes(k, batch.offsets, batch.ts_ms, batch.values)
         if len(batch.labels) != k:
             raise BadInput("metrics and labels differ in length")
-        with self._lock:
-            self._check_open()
-            if k == 0:
-                return AppendResult(0, 0, 0, 0, np.zeros(0, np.int64))
-            if known_ids is not None and len(known_ids) != k:
-                raise BadInput("known_ids does not match the batch")
-            ids, new = self._lookup(batch.metrics, batch.labels, known_ids)
-            return self._append_locked(ids, batch.offsets, batch.ts_ms, batch.values, new)
+        try:
+            with self._lock:
+                self._check_open()
+                if k == 0:
+                    return AppendResult(0, 0, 0, 0, np.zeros(0, np.int64))
+                if known_ids is not None and len(known_ids) != k:
+                    raise BadInput("known_ids does not match the batch")
+                ids, new = self._lookup(batch.metrics, batch.labels, known_ids)
+                result = self._append_locked(ids, batch.offsets, batch.ts_ms, batch.values, new)
+                result.wal_position = self.wal.pending_position()
+                return result
+        finally:
+            if result is None or not defer_commit:
+                self.wal.commit()  # group commit: the fsync happens outside the store's lock
+
+    def commit(self, wal_position: int) -> None:
+        """Make an ``append(..., defer_commit=True)`` durable (fsync per policy); safe from any thread."""
+        self.wal.commit(wal_position)
 
     def append_ids(
         self, series_ids: Int64Array, offsets: Int64Array, ts_ms: Int64Array, values: Float64Array
     ) -> AppendResult:
         ids = np.asarray(series_ids, np.int64)
         _check_shapes(len(ids), offsets, ts_ms, values)
-        with self._lock:
-            self._check_open()
-            if len(ids) == 0:
-                return AppendResult(0, 0, 0, 0, ids)
-            bad = (ids < 0) | (ids >= self.head.n)
-            if bad.any():
-                raise BadInput(f"unknown series id {int(ids[np.argmax(bad)])}")
-            return self._append_locked(ids, offsets, ts_ms, values, [])
+        try:
+            with self._lock:
+                self._check_open()
+                if len(ids) == 0:
+                    return AppendResult(0, 0, 0, 0, ids)
+                bad = (ids < 0) | (ids >= self.head.n)
+                if bad.any():
+                    raise BadInput(f"unknown series id {int(ids[np.argmax(bad)])}")
+                return self._append_locked(ids, offsets, ts_ms, values, [])
+        finally:
+            self.wal.commit()
 
     def _key(self, sid: int, new: list[tuple[int, str, dict[str, str], bytes | None]]) -> str:
         from aurora.model import series_key

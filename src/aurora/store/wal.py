@@ -177,6 +177,11 @@ class WAL:
         self.segment_bytes = 0
         self.bytes_written = 0
         self.fsyncs = 0
+        # Group commit (fsync "always"): a write does not fsync; the writer calls commit() once it has left
+        # the store's lock, and one fsync covers every record written before it started.
+        self._sync_lock = threading.Lock()  # taken before _lock, never after
+        self._synced_upto = 0
+        self._local = threading.local()
 
     # --- reading ---------------------------------------------------------------------------------
     def segments(self) -> list[tuple[int, Path]]:
@@ -237,17 +242,40 @@ class WAL:
                 written += os.write(fd, flat[written:])
             self.segment_bytes += total
             self.bytes_written += total
+            self._local.pending = self.bytes_written
             self._dirty = True
             mode = self.fsync_mode
-            due = mode == "interval" and time.monotonic() - self._last_sync >= self.interval_s
-            if mode == "always" or due:
+            if mode == "interval" and time.monotonic() - self._last_sync >= self.interval_s:
                 self._sync_locked()
+
+    def pending_position(self) -> int:
+        """How far this thread has written: what ``commit`` would make durable."""
+        pending: int = getattr(self._local, "pending", 0)
+        return pending
+
+    def commit(self, upto: int | None = None) -> None:
+        """Make what this thread wrote (or everything up to ``upto``, e.g. from ``pending_position`` in
+        another thread) durable per policy (``always``: fsync unless a concurrent fsync that started after
+        our write already covered it). Call after releasing any lock other writers need."""
+        pending = self.pending_position() if upto is None else upto
+        if self.fsync_mode != "always" or pending <= self._synced_upto:
+            return
+        with self._sync_lock:
+            if pending <= self._synced_upto:
+                return  # another writer's fsync covered ours
+            with self._lock:
+                fd, upto = self._fd, self.bytes_written
+            if fd is not None:
+                os.fsync(fd)  # outside _lock: other writers keep appending meanwhile
+                self.fsyncs += 1
+            self._synced_upto = max(self._synced_upto, upto)
 
     def _sync_locked(self) -> None:
         if self._fd is not None and self._dirty:
             os.fsync(self._fd)
             self.fsyncs += 1
         self._dirty = False
+        self._synced_upto = self.bytes_written
         self._last_sync = time.monotonic()
 
     def sync(self) -> None:
@@ -262,7 +290,7 @@ class WAL:
     def rotate(self, first_records: list[list[Any]]) -> None:
         """Start a new segment holding ``first_records`` (a STATE record and a snapshot of unflushed
         samples), make it durable, then delete every older segment."""
-        with self._lock:
+        with self._sync_lock, self._lock:
             old = [p for _, p in self.segments()]
             if self._fd is not None:
                 os.close(self._fd)
@@ -279,6 +307,7 @@ class WAL:
             self.segment_bytes = len(data)
             self.bytes_written += len(data)
             self._dirty = False
+            self._synced_upto = self.bytes_written  # the snapshot holds every unflushed sample
             self._last_sync = time.monotonic()
             for p in old:
                 p.unlink(missing_ok=True)
@@ -296,10 +325,11 @@ class WAL:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        with self._lock:
+        with self._sync_lock, self._lock:
             if self._fd is not None:
                 if self._dirty and self.fsync_mode != "never":
                     os.fsync(self._fd)
+                    self._synced_upto = self.bytes_written
                 os.close(self._fd)
                 self._fd = None
             self._dirty = False
