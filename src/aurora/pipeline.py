@@ -45,6 +45,9 @@ class Pipeline:
         return self._q.qsize()
 
     def submit(self, batch: SeriesBatch, series_ids: np.ndarray, now_ms: int) -> Future[None]:
+        """Queue a stored batch for the stages. Blocks while the queue is full: backpressure on ingest
+        (an event-loop caller then stalls too; stages must keep up with ingest, which their benchmarks
+        check)."""
         fut: Future[None] = Future()
         if not self.stages:
             fut.set_result(None)
