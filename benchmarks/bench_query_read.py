@@ -11,47 +11,24 @@ from the head when it holds it). Prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import sqlalchemy as sa
+from bench_ingest import database_url  # benchmarks/ is on sys.path when run as a script
 from rich.progress import Progress
 
 from aurora.clock import EventClock
 from aurora.config import LimitsConfig, StorageConfig
-from aurora.db.database import create_db_engine, migrate, normalize_url
+from aurora.db.database import create_db_engine, migrate
 from aurora.store.tsdb import TSDB
 
 T0 = 1_700_000_000_000
 
 
-@contextlib.contextmanager
-def database_url(url: str | None, tmp: Path) -> Iterator[str]:
-    """SQLite in ``tmp`` by default; for PostgreSQL a private schema, dropped afterwards."""
-    if not url:
-        yield f"sqlite:///{tmp / 'aurora.db'}"
-        return
-    if not url.startswith("postgres"):
-        yield url
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(normalize_url(url))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{normalize_url(url)}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 STEP = 15_000
 DAY = 86_400_000
 

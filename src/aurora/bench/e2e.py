@@ -25,7 +25,6 @@ rule ``threshold = 0.9, persist = 2`` was picked on fault-free seeds 3 and 4).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from aurora.bench.report import write_report
 from aurora.detect.baseline import BaselineDetector
 from aurora.ingest.events import ChangeEvent
 from aurora.rca.baseline import rank_root_causes, rank_services
@@ -465,11 +465,7 @@ def run_bench(out_dir: Path, seeds: int = 10, seed_base: int = SEED_BASE, scenar
         "seconds": time.perf_counter() - t0,
         "case_results": runs,
     }
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    (out_dir / "report.md").write_text(render_markdown(report))
-    render_plot(report, out_dir / "report.png")
+    write_report(Path(out_dir), report, render_markdown, render_plot)
     return report
 
 

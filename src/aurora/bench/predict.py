@@ -30,7 +30,6 @@ default. Development and the unit tests used seeds below 1000 only.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from aurora.bench.report import write_report
 from aurora.predict.baseline import PredictConfig, limit_columns, predict_breaches
 from aurora.sim import DEFAULT_START, get_scenario, simulate
 
@@ -248,11 +248,7 @@ def run_bench(out_dir: Path, seeds: int = 10, seed_base: int = SEED_BASE,
         "seconds": time.perf_counter() - t0,
         "cases": runs,
     }
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    (out_dir / "report.md").write_text(render_markdown(report))
-    render_plot(report, out_dir / "report.png")
+    write_report(Path(out_dir), report, render_markdown, render_plot)
     return report
 
 
