@@ -39,7 +39,10 @@ class Measure:
 
 MEASURES = (
     Measure("ingest_inprocess", "bench_ingest.py", (), ("--batches", "60", "--bulk-batches", "8"), (
-        Figure("scrape_append_samples_per_s", "in-process append, 10k series x 1 sample, with labels", 1e6, True,
+        Figure("scrape_append_samples_per_s", "in-process append, 10k series x 1 sample, fresh label strings",
+               1e6, True, "samples/s"),
+        Figure("scrape_append_decoded_samples_per_s",
+               "in-process append, 10k series x 1 sample, labels as the decoders deliver them", 1e6, True,
                "samples/s"),
         Figure("scrape_append_ids_samples_per_s", "in-process append_ids, 10k series x 1 sample", 1e6, True,
                "samples/s"),
