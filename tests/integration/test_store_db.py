@@ -263,24 +263,189 @@ def test_rollups_equal_direct_aggregates(store: Store) -> None:
     db2.close()
 
 
-def test_retention_deletes_old_data(store: Store) -> None:
-    db = store.make(retention_raw_days=1, retention_1m_days=2, retention_1h_days=3, max_chunk_age_s=10**9)
-    day = 86_400_000
-    for d in range(5):
-        ts = T0 + d * day + STEP * np.arange(16)
-        db.append(batch([("m", {}, list(ts), [1.0] * 16)]))
-    now = T0 + 4 * day + 16 * STEP
-    deleted = db.enforce_retention(now)
+DAY = 86_400_000
+
+
+def _assert_buckets(got: Any, want: dict[int, tuple[float, float, float, int, float]]) -> None:
+    """Exact equality (the test values are multiples of 1/4, so every sum is exact too)."""
+    assert list(got.ts) == list(want)
+    for i, b in enumerate(got.ts.tolist()):
+        assert (got.min[i], got.max[i], got.sum[i], got.count[i], got.last[i]) == want[b], b
+
+
+def _fleet_days(db: TSDB, days: float, n_series: int = 2, seed: int = 11) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``days`` of 15 s samples for ``n_series`` series (values multiples of 1/4, some NaN and stale)."""
+    rng = np.random.default_rng(seed)
+    n = int(days * DAY / STEP)
+    ts = T0 + STEP * np.arange(n)
+    out = {}
+    for i in range(n_series):
+        vals = rng.integers(-400, 400, size=n) / 4.0
+        vals[rng.integers(0, n, 40)] = np.nan
+        vals[rng.integers(0, n, 40)] = STALE
+        sid = int(db.resolve(["m"], [{"i": str(i)}])[0])
+        out[sid] = (ts, vals)
+    for a in range(0, n, 997):
+        items = [("m", {"i": str(i)}, list(ts[a : a + 997]), list(v[a : a + 997]))
+                 for i, (_, (_, v)) in enumerate(out.items())]
+        db.append(batch(items))
+    return out
+
+
+def _rows(db: TSDB, res: int) -> list[tuple[int, int, int]]:
     with db.engine.connect() as conn:
-        left_chunks = conn.execute(sa.select(chunks.c.start_ms)).scalars().all()
-        left_1m = conn.execute(sa.select(rollups.c.start_ms).where(rollups.c.resolution_s == 60)).scalars().all()
-        left_1h = conn.execute(sa.select(rollups.c.start_ms).where(rollups.c.resolution_s == 3600)).scalars().all()
-    assert sorted(left_chunks) == [T0 + 4 * day]
-    assert sorted(left_1m) == [T0 + 3 * day, T0 + 4 * day]
-    assert sorted(left_1h) == [T0 + 2 * day, T0 + 3 * day, T0 + 4 * day]
-    assert deleted == 4 + 3 + 2
-    t, _ = db.read(0, 0, now)
-    assert t.min() >= T0 + 4 * day
+        return [tuple(r) for r in conn.execute(
+            sa.select(rollups.c.series_id, rollups.c.start_ms, rollups.c.end_ms).where(rollups.c.resolution_s == res)
+        )]
+
+
+def _chunk_ends(db: TSDB) -> list[int]:
+    with db.engine.connect() as conn:
+        return list(conn.execute(sa.select(chunks.c.end_ms)).scalars())
+
+
+def test_downsampling_on_age(store: Store) -> None:
+    db = store.make(retention_raw_days=1, retention_1m_days=3, retention_1h_days=30, chunk_samples=64,
+                    head_window=128, max_chunk_age_s=10**9)
+    data = _fleet_days(db, 3)
+    assert not _rows(db, 60) and not _rows(db, 3600)  # nothing is rolled up when chunks are cut
+    now = int(T0 + 3 * DAY)
+    cut_raw = now - DAY
+    deleted = db.enforce_retention(now)
+    ends = _chunk_ends(db)
+    assert deleted > 0 and min(ends) >= cut_raw  # raw older than a day is gone
+    r60 = _rows(db, 60)
+    assert r60 and not _rows(db, 3600)
+    assert all(st % DAY == 0 for _, st, _ in r60) and len(r60) <= 2 * 4  # one row per series and UTC day
+    for sid, (ts, vals) in data.items():
+        for res in (60, 3600):
+            _assert_buckets(db.read_rollup(sid, res, int(ts[0]), int(ts[-1])), _agg(ts, vals, res))
+            # a range that straddles the boundary between stored rollups and raw data: no gap
+            mid = cut_raw - 7 * 60_000 - 30_000
+            m = ts >= mid - mid % (res * 1000)
+            _assert_buckets(db.read_rollup(sid, res, mid, int(ts[-1])), _agg(ts[m], vals[m], res))
+        # ``read`` serves raw samples only: what was downsampled is not returned
+        t, v = db.read(sid, int(ts[0]), int(ts[-1]))
+        assert len(t) and t[0] >= cut_raw - 64 * STEP
+        assert np.array_equal(t, ts[ts >= t[0]]) and np.array_equal(bits(v), bits(vals[ts >= t[0]]))
+        old_t, _ = db.read(sid, int(ts[0]), int(t[0]) - 1)
+        assert len(old_t) == 0
+    assert db.enforce_retention(now) == 0  # nothing left to do
+    # the store reopens with the same answers (the WAL replay does not re-add downsampled samples)
+    db.close()
+    db = store.make(retention_raw_days=1, retention_1m_days=3, retention_1h_days=30, chunk_samples=64,
+                    head_window=128, max_chunk_age_s=10**9)
+    for sid, (ts, vals) in data.items():
+        _assert_buckets(db.read_rollup(sid, 60, int(ts[0]), int(ts[-1])), _agg(ts, vals, 60))
+    # 1.5 days later: all raw data is past retention, the oldest 60 s rows are past theirs
+    later = now + DAY + DAY // 2
+    db.enforce_retention(later)
+    assert not _chunk_ends(db)
+    r60, r1h = _rows(db, 60), _rows(db, 3600)
+    assert r1h and all(st % (30 * DAY) == 0 for _, st, _ in r1h)
+    assert r60 and min(e for *_, e in r60) >= later - 3 * DAY
+    for sid, (ts, vals) in data.items():
+        _assert_buckets(db.read_rollup(sid, 3600, int(ts[0]), int(ts[-1])), _agg(ts, vals, 3600))
+        kept = min(st for s, st, _ in r60 if s == sid)  # 60 s buckets exist from the oldest 60 s row on
+        want = {b: x for b, x in _agg(ts, vals, 60).items() if b >= kept}
+        _assert_buckets(db.read_rollup(sid, 60, int(ts[0]), int(ts[-1])), want)
+        assert len(db.read(sid, 0, T0 * 2)[0]) == 0
+    # past 1 h retention everything is gone
+    db.enforce_retention(later + 40 * DAY)
+    assert not _rows(db, 60) and not _rows(db, 3600)
+    assert all(len(db.read_rollup(sid, 3600, 0, T0 * 2)) == 0 for sid in data)
+    db.close()
+
+
+def test_downsampling_failure_loses_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = store.make(retention_raw_days=1, retention_1m_days=1.5, chunk_samples=64, head_window=128,
+                    max_chunk_age_s=10**9)
+    data = _fleet_days(db, 2.5)
+    flaky = FlakyEngine(db.engine, rollups, fail=1)
+    monkeypatch.setattr(db, "engine", flaky)
+    before = sorted(_chunk_ends(db))
+    now = int(T0 + 2.5 * DAY)
+    with pytest.raises(sa.exc.OperationalError):
+        db.enforce_retention(now)
+    assert flaky.failures == 1
+    assert sorted(_chunk_ends(db)) == before and not _rows(db, 60)  # rolled back: nothing deleted
+    for sid, (ts, vals) in data.items():
+        _assert_buckets(db.read_rollup(sid, 60, int(ts[0]), int(ts[-1])), _agg(ts, vals, 60))
+        t, _ = db.read(sid, 0, T0 * 2)
+        assert np.array_equal(t, ts)
+    assert db.enforce_retention(now) > 0  # the retry does the work
+    assert min(_chunk_ends(db)) >= now - DAY and _rows(db, 60)
+    # the same for 60 s -> 3600 s (raw has nothing left to do at this time)
+    r60, r1h = sorted(_rows(db, 60)), sorted(_rows(db, 3600))
+    later = now + DAY // 2
+    db.storage.retention_raw_days = 1.5
+    flaky.fail = 1
+    with pytest.raises(sa.exc.OperationalError):
+        db.enforce_retention(later)
+    assert sorted(_rows(db, 60)) == r60 and sorted(_rows(db, 3600)) == r1h
+    db.enforce_retention(later)
+    assert sorted(_rows(db, 3600)) != r1h and len(_rows(db, 60)) < len(r60)
+    for sid, (ts, vals) in data.items():
+        _assert_buckets(db.read_rollup(sid, 3600, int(ts[0]), int(ts[-1])), _agg(ts, vals, 3600))
+    db.close()
+
+
+def test_downsampling_goes_in_bounded_batches(store: Store) -> None:
+    db = store.make(retention_raw_days=1, chunk_samples=64, head_window=128, max_chunk_age_s=10**9)
+    data = _fleet_days(db, 2)
+    now = int(T0 + 2 * DAY)
+    expired = sum(1 for e in _chunk_ends(db) if e < now - DAY)
+    assert expired > 25
+    db.downsample_batch_chunks = 10
+    total = len(_chunk_ends(db))
+    assert db.enforce_retention(now) == 10 and len(_chunk_ends(db)) == total - 10
+    assert db.enforce_retention(now) == 10 and len(_chunk_ends(db)) == total - 20
+    for sid, (ts, vals) in data.items():  # correct between batches too
+        _assert_buckets(db.read_rollup(sid, 60, int(ts[0]), int(ts[-1])), _agg(ts, vals, 60))
+    done = 20
+    while (k := db.enforce_retention(now)) > 0:
+        assert k <= 10
+        done += k
+    assert done == expired and min(_chunk_ends(db)) >= now - DAY
+    assert len(_rows(db, 60)) <= 2 * 2  # merged into day rows, not one row per batch
+    for sid, (ts, vals) in data.items():
+        _assert_buckets(db.read_rollup(sid, 60, int(ts[0]), int(ts[-1])), _agg(ts, vals, 60))
+        _assert_buckets(db.read_rollup(sid, 3600, int(ts[0]), int(ts[-1])), _agg(ts, vals, 3600))
+    db.close()
+
+
+def test_rollups_of_earlier_versions_are_migrated(store: Store) -> None:
+    """Earlier versions wrote 60 s and 3600 s rows per chunk at every cut; after an upgrade every sample must
+    still be counted once: rows of chunks that still exist are dropped, and so is the 3600 s copy of the rest."""
+    from aurora.store import rollup as rollup_mod
+
+    db = store.make(retention_raw_days=1, chunk_samples=64, head_window=128, max_chunk_age_s=10**9)
+    data = _fleet_days(db, 2, n_series=1)
+    db.close()
+    with store.engine.begin() as conn:
+        rows = conn.execute(sa.select(chunks.c.series_id, chunks.c.start_ms, chunks.c.end_ms, chunks.c.data)).all()
+        from aurora.store.codec import decode_chunk
+
+        old = []
+        for sid, st, en, d in rows:
+            t, v = decode_chunk(bytes(d))
+            for res in (60, 3600):
+                agg, _ = rollup_mod.compute(t, v, np.zeros(len(t), np.int64), res)
+                old.append({"series_id": sid, "resolution_s": res, "start_ms": st, "end_ms": en, "count": len(agg),
+                            "data": rollup_mod.encode_rows_v1(agg, [0], [len(agg)])[0]})
+        conn.execute(rollups.insert(), old)
+        # as the old retention did: the oldest chunks deleted, their rollups kept
+        conn.execute(sa.delete(chunks).where(chunks.c.end_ms < T0 + DAY // 2))
+    (store.data_dir / "rollups_by_age").unlink()
+    db = store.make(retention_raw_days=1, chunk_samples=64, head_window=128, max_chunk_age_s=10**9)
+    (sid, (ts, vals)), = data.items()
+    m = ts >= min(_chunk_ends(db)) - 63 * STEP
+    for res in (60, 3600):
+        _assert_buckets(db.read_rollup(sid, res, int(ts[0]), int(ts[-1])), _agg(ts, vals, res))
+    assert len(_rows(db, 3600)) == 0 and np.array_equal(db.read(sid, 0, T0 * 2)[0], ts[m])
+    db.enforce_retention(int(T0 + 2 * DAY))
+    for res in (60, 3600):
+        _assert_buckets(db.read_rollup(sid, res, int(ts[0]), int(ts[-1])), _agg(ts, vals, res))
     db.close()
 
 
@@ -644,10 +809,9 @@ def _check_all(db: TSDB, expect: dict[int, tuple[np.ndarray, np.ndarray]]) -> No
     assert len({(s, st) for s, st, _ in rows}) == len(rows)  # no chunk written twice
 
 
-@pytest.mark.parametrize("table", ["chunks", "rollups"])
-def test_failed_chunk_write_loses_nothing(store: Store, monkeypatch: pytest.MonkeyPatch, table: str) -> None:
+def test_failed_chunk_write_loses_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     db = store.make(max_chunk_age_s=10**9)
-    flaky = FlakyEngine(db.engine, chunks if table == "chunks" else rollups, fail=1)
+    flaky = FlakyEngine(db.engine, chunks, fail=1)
     monkeypatch.setattr(db, "engine", flaky)
     ids = db.resolve(["m"] * 3, [{"i": str(i)} for i in range(3)])
     n = 40

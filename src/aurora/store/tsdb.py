@@ -4,7 +4,26 @@ Data path of one ``append``: look series up (creating new ones, cardinality-chec
 batch against the head (ordering, duplicates, out-of-order) -> commit new series rows -> one WAL write ->
 vectorized write into the head's ring buffers -> cut full chunks (``storage.chunk_samples``) and partial
 chunks older than ``storage.max_chunk_age_s`` of event time into ``chunks`` rows (encoded together with
-``codec.encode_chunks``), with their rollups at 60 s and 3600 s, in one database transaction.
+``codec.encode_chunks``) in one database transaction. No rollups are written then (see ROLLUPS).
+
+ROLLUPS (downsampling on age, as Thanos and Cortex do)
+    Every sample is in exactly one tier at a time: raw (the head and ``chunks``), 60 s buckets
+    (``rollups`` rows with ``resolution_s = 60``, one row per series and UTC day) or 3600 s buckets
+    (``resolution_s = 3600``, one row per series and 30-day span). A rollup row's ``start_ms`` is the start
+    of its span and its ``end_ms`` the newest source sample it covers. Rollups exist only for data past raw
+    retention: ``enforce_retention(now_ms)`` turns chunks whose ``end_ms`` is more than
+    ``storage.retention_raw_days`` before ``now_ms`` into 60 s buckets, merged into the series' day rows, and
+    deletes those chunks in the same transaction; likewise 60 s rows whose ``end_ms`` is past
+    ``retention_1m_days`` become 3600 s buckets (so 60 s buckets live up to a day longer than that), and
+    3600 s rows past ``retention_1h_days`` are deleted. Each call converts at most
+    ``downsample_batch_chunks`` chunks and ``downsample_batch_rows`` 60 s rows (oldest first), so one
+    maintenance pass never holds the database for long; a backlog is worked off by later calls.
+    ``read_rollup`` computes buckets for the part of a range still held raw on the fly from chunks and head,
+    reads the stored rollups for the older part and merges them (a bucket split across tiers is combined
+    exactly), all from one SQL statement, so a concurrent downsampling pass never shows a gap or counts a
+    sample twice. 60 s buckets are available as long as 60 s rollups are kept, 3600 s ones as long as
+    either is. ``read`` returns raw samples only: data past raw retention is served by ``read_rollup`` alone.
+    NaN values (and stale markers) are left out of rollups; ``count`` counts the other samples.
 
 DUPLICATES
     A sample at or before its series' newest timestamp is a duplicate (skipped, counted in
@@ -29,7 +48,7 @@ DURABILITY
     of Aurora (they are in the OS page cache) but up to that interval of them can be lost if the machine
     itself crashes.
     With ``never`` only the operating system decides; ``kill -9`` still loses nothing acknowledged.
-    Chunks and rollups are written to the database as they are cut, in one transaction per append; the
+    Chunks are written to the database as they are cut, in one transaction per append; the
     WAL keeps their samples until a WAL rotation. ``checkpoint()`` (and ``close()``, and an automatic
     rotation once a segment passes 64 MiB) flushes or snapshots every unflushed sample, makes the database
     durable (an SQLite WAL checkpoint, which fsyncs under ``synchronous=NORMAL``; PostgreSQL commits are
@@ -43,9 +62,13 @@ DURABILITY
     (a batch with more than ``ring - chunk_samples`` samples of a series goes in rounds, one WAL record
     each; rounds before the failing one stay stored, so a retry finds them as duplicates).
     ``checkpoint()`` and ``close()`` raise and keep the WAL as it was.
-    ``open()`` replays the WAL: samples already in chunks are recognised (by each series' newest chunk
-    end) and not written twice; a torn record at the tail of a segment
-    (a write interrupted by the crash, never acknowledged) is detected by its length and CRC32 and ignored.
+    ``open()`` replays the WAL: samples already in chunks are recognised (by each series' newest chunk end, or
+    the newest sample a rollup row of the series covers) and not written twice; a torn record at the tail of a
+    segment (a write interrupted by the crash, never acknowledged) is detected by its length and CRC32 and
+    ignored.
+    Downsampling writes the rollup rows and deletes their source chunks (or 60 s rows) in one database
+    transaction: if it fails or the process dies, nothing has changed and the next call redoes it. Rollup
+    rows written per chunk by older versions are deleted by ``open()`` while their chunks still exist.
 """
 
 from __future__ import annotations
@@ -95,6 +118,10 @@ DAY_MS = 86_400_000
 # Start a new WAL segment (snapshotting the unflushed head) once the current one is this large
 # and at least 4x the size of that snapshot.
 WAL_SEGMENT_TARGET_BYTES = 64 * 1024 * 1024
+# Rollup rows span this much time (aligned to the unix epoch): one row per series and span.
+ROW_SPAN_MS = {60: DAY_MS, 3600: 30 * DAY_MS}
+# Bound of SQL parameters in one IN (...) list.
+_IN_BATCH = 500
 
 
 @dataclass
@@ -155,6 +182,10 @@ class TSDB:
         self._last_age_check = NO_TS
         self._opened = False
         self._stored: dict[str, int] | None = None  # chunk/rollup totals in the DB, counted lazily
+        self._maint_lock = threading.Lock()  # one downsampling pass at a time (read-modify-write of rows)
+        # at most this many chunks / 60 s rows are downsampled per ``enforce_retention`` call
+        self.downsample_batch_chunks = 4096
+        self.downsample_batch_rows = 1024
         self.counters: dict[str, int] = {
             "chunks_written": 0,
             "rollups_written": 0,
@@ -166,6 +197,8 @@ class TSDB:
             "replayed_samples": 0,
             "wal_rotations": 0,
             "flush_errors": 0,
+            "chunks_downsampled": 0,
+            "rollups_downsampled": 0,
         }
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -175,6 +208,7 @@ class TSDB:
             if self._opened:
                 return
             self._load_series()
+            self._drop_chunk_rollups()
             self._replay()
             self.wal.start()
             self._rotate()
@@ -244,13 +278,14 @@ class TSDB:
         min_ts = min(int(r.ts.min()) for r in samples if len(r.ts))
         flushed_end = np.full(n, NO_TS, np.int64)
         with self.engine.connect() as conn:
-            for sid, end in conn.execute(
-                sa.select(chunks.c.series_id, sa.func.max(chunks.c.end_ms))
-                .where(chunks.c.end_ms >= min_ts)
-                .group_by(chunks.c.series_id)
-            ):
-                if 0 <= sid < n:
-                    flushed_end[sid] = end
+            for tbl in (chunks, rollups):  # samples downsampled already count as flushed too
+                for sid, end in conn.execute(
+                    sa.select(tbl.c.series_id, sa.func.max(tbl.c.end_ms))
+                    .where(tbl.c.end_ms >= min_ts)
+                    .group_by(tbl.c.series_id)
+                ):
+                    if 0 <= sid < n:
+                        flushed_end[sid] = max(int(flushed_end[sid]), int(end))
         for rec in samples:
             ok = (rec.ids >= 0) & (rec.ids < n)
             if not ok.all():  # series unknown to both DB and WAL: cannot place these samples
@@ -693,7 +728,7 @@ class TSDB:
         head.cut_at[sids] = c
 
     def _store(self, pending: _Pending) -> None:
-        """Encode pending chunks and their rollups and insert them in one transaction. If anything fails the
+        """Encode pending chunks and insert them in one transaction. If anything fails the
         cut is undone (``head.flushed`` moves back: the samples are unflushed again, in the head and in the
         WAL) and the error is raised."""
         if not pending:
@@ -759,33 +794,13 @@ class TSDB:
                 {"series_id": sid_l[i], "start_ms": first_ts[i], "end_ms": last_ts[i], "count": sz_l[i],
                  "data": data}
             )
-        group = np.repeat(np.arange(len(sizes)), sizes)
-        rollup_rows = []
-        for res in RESOLUTIONS_S:
-            agg, grp = rollup_mod.compute(ts, vals, group, res)
-            if not len(agg):
-                continue
-            brk = np.flatnonzero(grp[1:] != grp[:-1]) + 1
-            r_starts = np.concatenate(([0], brk)).tolist()
-            r_ends = np.concatenate((brk, [len(grp)])).tolist()
-            chunk_of = grp[r_starts].tolist()
-            rblobs = rollup_mod.encode_rows(agg, r_starts, r_ends)
-            for a, b, j, blob in zip(r_starts, r_ends, chunk_of, rblobs, strict=True):
-                rollup_rows.append(
-                    {"series_id": sid_l[j], "resolution_s": res, "start_ms": first_ts[j], "end_ms": last_ts[j],
-                     "count": b - a, "data": blob}
-                )
         with self.engine.begin() as conn:
             conn.execute(chunks.insert(), chunk_rows)
-            if rollup_rows:
-                conn.execute(rollups.insert(), rollup_rows)
         self.counters["chunks_written"] += len(chunk_rows)
-        self.counters["rollups_written"] += len(rollup_rows)
         self.counters["samples_flushed"] += len(ts)
         self.counters["chunk_bytes_written"] += nbytes
         if self._stored is not None:
             self._stored["chunks"] += len(chunk_rows)
-            self._stored["rollups"] += len(rollup_rows)
             self._stored["samples"] += len(ts)
 
     # --- reads -----------------------------------------------------------------------------------
@@ -796,7 +811,8 @@ class TSDB:
         return sid
 
     def read(self, series_id: int, start_ms: int, end_ms: int) -> tuple[Int64Array, Float64Array]:
-        """Raw samples with ``start_ms <= ts <= end_ms`` from chunks and head, sorted by time."""
+        """Raw samples with ``start_ms <= ts <= end_ms`` from chunks and head, sorted by time. Samples past raw
+        retention have been downsampled (``enforce_retention``) and are not returned; see ``read_rollup``."""
         head = self.head
         with self._lock:
             sid = self._check_sid(series_id)
@@ -840,7 +856,8 @@ class TSDB:
 
     def read_rollup(self, series_id: int, resolution_s: int, start_ms: int, end_ms: int) -> RollupArrays:
         """Buckets of ``resolution_s`` (60 or 3600) whose start lies in ``[start_ms - start_ms % width,
-        end_ms]``: stored rollup rows merged with the head's unflushed samples."""
+        end_ms]``. Where raw samples still exist (chunks and the head) the buckets are computed from them; older
+        buckets come from the stored rollups (for 3600 s also from 60 s rows); the parts are merged exactly."""
         if resolution_s not in RESOLUTIONS_S:
             raise BadInput(f"rollup resolution must be one of {list(RESOLUTIONS_S)} seconds, not {resolution_s}")
         width = resolution_s * 1000
@@ -850,24 +867,47 @@ class TSDB:
             sid = self._check_sid(series_id)
             lo, hi = head.present(sid)
             hts, hvals = head.gather(sid, max(int(head.flushed[sid]), lo), hi)
+        tiers = [r for r in RESOLUTIONS_S if r <= resolution_s]
+        q_raw = sa.select(
+            sa.literal(0, sa.Integer).label("res"), chunks.c.start_ms, chunks.c.end_ms, chunks.c.data
+        ).where(chunks.c.series_id == sid, chunks.c.start_ms <= end_ms, chunks.c.end_ms >= a_ms)
+        q_roll = sa.select(rollups.c.resolution_s, rollups.c.start_ms, rollups.c.end_ms, rollups.c.data).where(
+            rollups.c.series_id == sid,
+            rollups.c.resolution_s.in_(tiers),
+            rollups.c.start_ms <= end_ms,
+            rollups.c.end_ms >= a_ms,
+        )
+        # One statement: one snapshot of both tables, so a concurrent downsampling pass (which moves samples
+        # from chunks to rollups in one transaction) cannot make a sample appear twice or not at all.
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(rollups.c.data, rollups.c.end_ms)
-                .where(
-                    rollups.c.series_id == sid,
-                    rollups.c.resolution_s == resolution_s,
-                    rollups.c.start_ms <= end_ms,
-                    rollups.c.end_ms >= a_ms,
-                )
-                .order_by(rollups.c.start_ms)
-            ).all()
-        parts = [rollup_mod.decode(bytes(data)) for data, _ in rows]
-        if rows and len(hts):
-            max_end = max(int(e) for _, e in rows)
-            m = hts > max_end
+            rows = sorted(conn.execute(sa.union_all(q_raw, q_roll)).all(), key=lambda r: (-int(r[0]), int(r[2])))
+        parts: list[RollupArrays] = []
+        raw_t: list[Int64Array] = []
+        raw_v: list[Float64Array] = []
+        cover = NO_TS
+        # oldest first: tier 3600 s, 60 s, raw; within a tier by newest sample (rows of a series are disjoint)
+        for res, _start, end, data in rows:
+            cover = max(cover, int(end))
+            if res == 0:
+                t, v = decode_chunk(bytes(data))
+                raw_t.append(t)
+                raw_v.append(v)
+            else:
+                r = rollup_mod.decode(bytes(data))
+                parts.append(rollup_mod.coarsen(r, resolution_s) if res != resolution_s else r)
+        if len(hts) and hts[0] <= cover:
+            # a flush raced with this read: those head samples are in the database already
+            m = hts > cover
             hts, hvals = hts[m], hvals[m]
-        if len(hts):
-            agg, _ = rollup_mod.compute(hts, hvals, np.zeros(len(hts), np.int64), resolution_s)
+        raw_t.append(hts)
+        raw_v.append(hvals)
+        ts = np.concatenate(raw_t)
+        vals = np.concatenate(raw_v)
+        # only samples in buckets that start in [a_ms, end_ms]
+        i = int(np.searchsorted(ts, a_ms, side="left"))
+        j = int(np.searchsorted(ts, end_ms - end_ms % width + width, side="left"))
+        if j > i:
+            agg, _ = rollup_mod.compute(ts[i:j], vals[i:j], np.zeros(j - i, np.int64), resolution_s)
             parts.append(agg)
         merged = rollup_mod.merge(parts)
         a = int(np.searchsorted(merged.ts, a_ms, side="left"))
@@ -935,23 +975,195 @@ class TSDB:
             self._store(pending)
 
     def enforce_retention(self, now_ms: int) -> int:
-        """Flush aged partial chunks, then delete chunks and rollups past retention. Returns rows deleted."""
+        """Flush aged partial chunks; downsample chunks past raw retention into 60 s rollups and 60 s rollups
+        past theirs into 3600 s rollups (each in one transaction with deleting the source rows, at most
+        ``downsample_batch_chunks`` chunks and ``downsample_batch_rows`` rows per call, oldest first); delete
+        3600 s rollups past retention. Returns the number of source rows deleted (chunks, 60 s rows that were
+        downsampled, 3600 s rows)."""
         self.flush_aged(now_ms)
         st = self.storage
         cut_raw = now_ms - int(st.retention_raw_days * DAY_MS)
         cut_1m = now_ms - int(st.retention_1m_days * DAY_MS)
         cut_1h = now_ms - int(st.retention_1h_days * DAY_MS)
-        with self._lock, self.engine.begin() as conn:
-            r1 = conn.execute(sa.delete(chunks).where(chunks.c.end_ms < cut_raw)).rowcount
-            r2 = conn.execute(
-                sa.delete(rollups).where(rollups.c.resolution_s == 60, rollups.c.end_ms < cut_1m)
-            ).rowcount
-            r3 = conn.execute(
-                sa.delete(rollups).where(rollups.c.resolution_s == 3600, rollups.c.end_ms < cut_1h)
-            ).rowcount
-            if self._stored is not None and (r1 or r2 or r3):
-                self._stored = None  # recount lazily
-        return int(r1 or 0) + int(r2 or 0) + int(r3 or 0)
+        with self._maint_lock:
+            try:
+                n_raw = self._downsample_chunks(cut_raw, self.downsample_batch_chunks)
+                n_1m = self._downsample_rows(cut_1m, self.downsample_batch_rows)
+                with self.engine.begin() as conn:
+                    n_1h = conn.execute(
+                        sa.delete(rollups).where(rollups.c.resolution_s == 3600, rollups.c.end_ms < cut_1h)
+                    ).rowcount
+            finally:
+                with self._lock:
+                    self._stored = None  # recount lazily
+        return n_raw + n_1m + int(n_1h or 0)
+
+    def _downsample_chunks(self, cut_ms: int, limit: int) -> int:
+        """Turn up to ``limit`` chunks with ``end_ms < cut_ms`` (oldest first) into 60 s buckets merged into the
+        series' day rows, and delete them, in one transaction. Returns the number of chunks deleted."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(chunks.c.series_id, chunks.c.start_ms, chunks.c.end_ms, chunks.c.data)
+                .where(chunks.c.end_ms < cut_ms)
+                .order_by(chunks.c.end_ms, chunks.c.series_id, chunks.c.start_ms)
+                .limit(limit)
+            ).all()
+            if not rows:
+                return 0
+            rows = sorted(rows, key=lambda r: (int(r[0]), int(r[1])))
+            decoded = [decode_chunk(bytes(r[3])) for r in rows]
+            sizes = np.array([len(t) for t, _ in decoded], np.int64)
+            ts = np.concatenate([t for t, _ in decoded])
+            vals = np.concatenate([v for _, v in decoded])
+            row_sid = np.array([int(r[0]) for r in rows], np.int64)
+            agg, grp = rollup_mod.compute(ts, vals, np.repeat(row_sid, sizes), 60)
+            self._merge_into_rows(conn, 60, agg, grp, row_sid, np.array([int(r[2]) for r in rows], np.int64))
+            conn.execute(
+                sa.delete(chunks).where(
+                    chunks.c.series_id == sa.bindparam("b_sid"), chunks.c.start_ms == sa.bindparam("b_start")
+                ),
+                [{"b_sid": int(r[0]), "b_start": int(r[1])} for r in rows],
+            )
+        self.counters["chunks_downsampled"] += len(rows)
+        return len(rows)
+
+    def _downsample_rows(self, cut_ms: int, limit: int) -> int:
+        """Turn up to ``limit`` 60 s rollup rows with ``end_ms < cut_ms`` (oldest first) into 3600 s buckets
+        merged into the series' 30-day rows, and delete them, in one transaction. Returns rows deleted."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(rollups.c.series_id, rollups.c.start_ms, rollups.c.end_ms, rollups.c.data)
+                .where(rollups.c.resolution_s == 60, rollups.c.end_ms < cut_ms)
+                .order_by(rollups.c.end_ms, rollups.c.series_id, rollups.c.start_ms)
+                .limit(limit)
+            ).all()
+            if not rows:
+                return 0
+            rows = sorted(rows, key=lambda r: (int(r[0]), int(r[2])))  # a series' rows: disjoint, by end
+            src = [rollup_mod.coarsen(rollup_mod.decode(bytes(r[3])), 3600) for r in rows]
+            row_sid = np.array([int(r[0]) for r in rows], np.int64)
+            new = rollup_mod.concat(src)
+            grp = np.repeat(row_sid, [len(x) for x in src])
+            ends = np.array([int(r[2]) for r in rows], np.int64)
+            self._merge_into_rows(conn, 3600, new, grp, row_sid, ends)
+            conn.execute(
+                sa.delete(rollups).where(
+                    rollups.c.series_id == sa.bindparam("b_sid"),
+                    rollups.c.resolution_s == 60,
+                    rollups.c.start_ms == sa.bindparam("b_start"),
+                ),
+                [{"b_sid": int(r[0]), "b_start": int(r[1])} for r in rows],
+            )
+        self.counters["rollups_downsampled"] += len(rows)
+        return len(rows)
+
+    def _merge_into_rows(
+        self, conn: sa.Connection, res: int, new: RollupArrays, grp: Int64Array, cov_sid: Int64Array,
+        cov_ts: Int64Array,
+    ) -> None:
+        """Merge buckets ``new`` (of series ``grp``, sorted by series, oldest first) into the ``res`` rollup rows
+        of their spans (one row per series and ``ROW_SPAN_MS[res]``), creating or rewriting those rows.
+        ``cov_sid``/``cov_ts``: the source samples' (or rows') newest timestamps, kept as the rows' ``end_ms``."""
+        span = ROW_SPAN_MS[res]
+        mult, off = np.int64(2**32), np.int64(2**31)
+        kb = grp * mult + (new.ts // span + off)
+        order = np.argsort(kb, kind="stable")
+        if (order != np.arange(len(order))).any():
+            new = RollupArrays(new.ts[order], new.min[order], new.max[order], new.sum[order], new.count[order],
+                               new.last[order])
+            kb = kb[order]
+        kc = cov_sid * mult + (cov_ts // span + off)
+        keys = np.unique(np.concatenate([kb, kc]))
+        end = np.full(len(keys), NO_TS, np.int64)
+        np.maximum.at(end, np.searchsorted(keys, kc), cov_ts)
+        if len(kb):
+            np.maximum.at(end, np.searchsorted(keys, kb), new.ts)
+        lo = np.searchsorted(kb, keys, side="left").tolist()
+        hi = np.searchsorted(kb, keys, side="right").tolist()
+        key_sid = (keys // mult).tolist()
+        key_start = ((keys % mult - off) * span).tolist()
+        end_l = end.tolist()
+        existing: dict[tuple[int, int], tuple[int, bytes]] = {}
+        uniq_sid = sorted(set(key_sid))
+        s_lo, s_hi = min(key_start), max(key_start)
+        for i in range(0, len(uniq_sid), _IN_BATCH):
+            for sid, start, e, data in conn.execute(
+                sa.select(rollups.c.series_id, rollups.c.start_ms, rollups.c.end_ms, rollups.c.data).where(
+                    rollups.c.resolution_s == res,
+                    rollups.c.series_id.in_(uniq_sid[i : i + _IN_BATCH]),
+                    rollups.c.start_ms >= s_lo,
+                    rollups.c.start_ms <= s_hi,
+                )
+            ):
+                existing[(int(sid), int(start))] = (int(e), bytes(data))
+        replace: list[dict[str, Any]] = []
+        insert: list[dict[str, Any]] = []
+        for k in range(len(keys)):
+            sid, start = key_sid[k], key_start[k]
+            old = existing.get((sid, start))
+            part = new.slice(lo[k], hi[k])
+            if old is None and not len(part):
+                continue  # only NaN samples in this span
+            parts = [rollup_mod.decode(old[1]), part] if old is not None else [part]
+            merged = rollup_mod.merge(parts)
+            row = {"series_id": sid, "resolution_s": res, "start_ms": start,
+                   "end_ms": max(end_l[k], old[0]) if old is not None else end_l[k],
+                   "count": len(merged), "data": rollup_mod.encode(merged)}
+            (replace if old is not None else insert).append(row)
+        if replace:
+            conn.execute(
+                sa.update(rollups)
+                .where(
+                    rollups.c.series_id == sa.bindparam("b_sid"),
+                    rollups.c.resolution_s == res,
+                    rollups.c.start_ms == sa.bindparam("b_start"),
+                )
+                .values(end_ms=sa.bindparam("b_end"), count=sa.bindparam("b_count"), data=sa.bindparam("b_data")),
+                [{"b_sid": r["series_id"], "b_start": r["start_ms"], "b_end": r["end_ms"], "b_count": r["count"],
+                  "b_data": r["data"]} for r in replace],
+            )
+        if insert:
+            conn.execute(rollups.insert(), insert)
+        self.counters["rollups_written"] += len(replace) + len(insert)
+
+    def _drop_chunk_rollups(self) -> None:
+        """Once per data dir: earlier versions wrote 60 s and 3600 s rollups for every chunk as it was cut
+        (version-1 rows with the chunk's ``start_ms`` and ``end_ms``). Delete those whose chunk still exists
+        (their samples are raw, so bucketed on the fly and downsampled later) and the 3600 s copy of each
+        remaining 60 s one (the 60 s row becomes 3600 s buckets later), so every sample is in one tier."""
+        marker = self.data_dir / "rollups_by_age"
+        if marker.exists():
+            return
+        v1 = sa.func.substr(rollups.c.data, 1, 1) == b"\x01"
+        with self.engine.begin() as conn:
+            oldest = conn.execute(sa.select(sa.func.min(chunks.c.start_ms))).scalar()
+            if oldest is not None:
+                conn.execute(
+                    sa.delete(rollups).where(
+                        rollups.c.end_ms >= oldest,
+                        v1,
+                        sa.exists().where(
+                            chunks.c.series_id == rollups.c.series_id,
+                            chunks.c.start_ms == rollups.c.start_ms,
+                            chunks.c.end_ms == rollups.c.end_ms,
+                        ),
+                    )
+                )
+            r60 = rollups.alias("r60")
+            conn.execute(
+                sa.delete(rollups).where(
+                    rollups.c.resolution_s == 3600,
+                    v1,
+                    sa.exists().where(
+                        r60.c.series_id == rollups.c.series_id,
+                        r60.c.resolution_s == 60,
+                        r60.c.start_ms == rollups.c.start_ms,
+                        r60.c.end_ms == rollups.c.end_ms,
+                    ),
+                )
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_bytes(b"")
 
     def _count_stored(self) -> dict[str, int]:
         if self._stored is None:
