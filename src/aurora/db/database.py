@@ -21,6 +21,8 @@ def normalize_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    # Chunk rows are ~1 KB: on 16 KiB pages they pack far tighter than on 4 KiB ones (applies to new files).
+    cur.execute("PRAGMA page_size=16384")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; the sample WAL covers the rest
     cur.execute("PRAGMA busy_timeout=10000")
