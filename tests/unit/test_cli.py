@@ -1,0 +1,47 @@
+"""The command line: check-config reports key and line; tokens are created and listed without values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from aurora.cli import app
+
+runner = CliRunner()
+
+
+def test_check_config(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("server:\n  port: 9000\nservices:\n  - name: cart\n    depends_on: [postgres]\n")
+    r = runner.invoke(app, ["check-config", "--config", str(good)], env={})
+    assert r.exit_code == 0, r.output
+    assert "valid" in r.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server:\n  port: 9000\nstorage:\n  chunk_samples: 2\n")
+    r = runner.invoke(app, ["check-config", "--config", str(bad)], env={})
+    assert r.exit_code == 1
+    assert "storage.chunk_samples" in r.output and "line 4" in r.output
+
+
+def test_token_create_and_list(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    r = runner.invoke(app, ["token", "create", "--scope", "read", "--scope", "ingest", "--name", "grafana",
+                            "--data-dir", str(data)], env={})
+    assert r.exit_code == 0, r.output
+    token = r.output.strip().splitlines()[-1]
+    assert token.startswith("aur_")
+    r = runner.invoke(app, ["token", "list", "--data-dir", str(data)], env={})
+    assert r.exit_code == 0 and "grafana" in r.output and "ingest read" in r.output
+    assert token not in r.output
+    r = runner.invoke(app, ["token", "create", "--scope", "root", "--data-dir", str(data)], env={})
+    assert r.exit_code == 2 and "scope" in r.output
+
+
+def test_replay_into_data_dir(tmp_path: Path) -> None:
+    csv = tmp_path / "m.csv"
+    csv.write_text("timestamp,value\n" + "".join(f"{1700000000 + 60 * i},{i}\n" for i in range(100)))
+    r = runner.invoke(app, ["replay", str(csv), "--metric", "nab_value", "--label", "file=m",
+                            "--data-dir", str(tmp_path / "data")], env={"AURORA_HOST_AGENT__ENABLED": "false"})
+    assert r.exit_code == 0, r.output
+    assert "replayed 100 samples of 1 series" in r.output
