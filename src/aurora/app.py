@@ -21,11 +21,12 @@ from aurora.bus import EventBus
 from aurora.clock import EventClock
 from aurora.config import AuroraConfig
 from aurora.db.database import create_db_engine, migrate
+from aurora.detect.stage import AnomalyLog, DetectionConfig, DetectStage
 from aurora.ingest.alertmanager import AlertLog
 from aurora.ingest.events import EventLog
 from aurora.ingest.validate import validate_batch
 from aurora.model import SeriesBatch
-from aurora.pipeline import Pipeline
+from aurora.pipeline import Pipeline, Stage
 from aurora.selfmetrics import SelfMetrics
 from aurora.store.tsdb import TSDB, AppendResult
 
@@ -47,7 +48,16 @@ class Aurora:
         self.alerts = AlertLog(self.engine)
         self.metrics = SelfMetrics()
         self.bus = EventBus()
-        self.pipeline = Pipeline()
+        self.anomalies = AnomalyLog(self.engine)
+        stages: list[Stage] = []
+        if cfg.detection.enabled:
+            self.detect: DetectStage | None = DetectStage(
+                self.tsdb, self._record_anomalies,
+                DetectionConfig(threshold=cfg.detection.threshold, cooldown_s=cfg.detection.cooldown_s))
+            stages.append(self.detect)
+        else:
+            self.detect = None
+        self.pipeline = Pipeline(stages)
         self.counters: dict[str, int] = {"samples": 0, "requests": 0, "rejected": 0, "events": 0, "alerts": 0}
         self._collectors: list[Any] = []
         self._maintenance_task: asyncio.Task[None] | None = None
@@ -163,6 +173,13 @@ class Aurora:
             fut.result(timeout=60)
         return result
 
+    def _record_anomalies(self, records: list[dict[str, Any]]) -> None:
+        self.anomalies.add(records)
+        for r in records:
+            self.metrics.anomalies.labels(r["service"] or "").inc()
+            self.bus.publish("anomaly", {k: r[k] for k in ("time", "service", "metric", "score", "severity",
+                                                          "explanation")})
+
     # --- status ----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         stats = self.tsdb.stats()
@@ -188,3 +205,5 @@ class Aurora:
         if wm is not None:
             self.metrics.watermark.set(wm / 1000)
         self.metrics.pipeline_lag.set(self.pipeline.qsize())
+        if self.detect is not None:
+            self.metrics.samples_scored.set(self.detect.samples_scored)

@@ -85,6 +85,12 @@ class HostAgentConfig(Section):
     top_processes: int = Field(5, ge=0, le=50)
 
 
+class DetectionSettings(Section):
+    enabled: bool = True
+    threshold: float = Field(0.995, gt=0, lt=1, description="anomaly score at or above which a sample is anomalous")
+    cooldown_s: float = Field(300, ge=0, description="at most one anomaly record per series in this much event time")
+
+
 class ServiceConfig(Section):
     name: str
     depends_on: list[str] = Field(default_factory=list)
@@ -100,6 +106,7 @@ class AuroraConfig(Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     scrape: list[ScrapeJob] = Field(default_factory=list)
     host_agent: HostAgentConfig = Field(default_factory=HostAgentConfig)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
     services: list[ServiceConfig] = Field(default_factory=list)
 
     @field_validator("scrape")

@@ -183,3 +183,20 @@ def test_events_and_alertmanager(server: ServerProcess) -> None:
         assert c.post("/api/v1/alerts/alertmanager", json=payload).status_code == 200
         alerts = c.get("/api/v1/alerts").json()["alerts"]
         assert len(alerts) == 1 and alerts[0]["status"] == "resolved" and alerts[0]["service"] == "cart"
+
+
+def test_sync_ingest_detects_a_spike_and_explains_it(server: ServerProcess) -> None:
+    rng = np.random.default_rng(5)
+    vals = 0.2 + rng.normal(0, 0.01, 400)
+    vals[380] = 0.9
+    pts = [[T0 - 6000 + 15 * i, float(v)] for i, v in enumerate(vals)]
+    body = {"series": [{"metric": "request_latency_seconds", "labels": {"service": "checkout"}, "points": pts}]}
+    with server.client() as c:
+        assert c.post("/api/v1/ingest", params={"sync": "true"}, json=body).status_code == 200
+        found = c.get("/api/v1/anomalies", params={"service": "checkout"}).json()["anomalies"]
+        assert len(found) == 1
+        a = found[0]
+        assert a["time"] == T0 - 6000 + 15 * 380 and a["observed"] == 0.9
+        assert a["expected"][1] < 0.9 and a["severity"] in ("warning", "critical") and a["explanation"]
+        assert c.get("/api/v1/anomalies", params={"service": "cart"}).json()["anomalies"] == []
+        assert 'aurora_anomalies_total{service="checkout"} 1.0' in c.get("/metrics").text

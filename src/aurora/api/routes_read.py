@@ -162,6 +162,16 @@ async def list_events(request: Request, service: str | None = None, kind: str | 
     return {"events": evs}
 
 
+@router.get("/api/v1/anomalies", dependencies=read_scope)
+async def list_anomalies(request: Request, start: float | None = None, end: float | None = None,
+                         service: str | None = None, limit: int = 1000) -> dict[str, Any]:
+    """Anomalies with their evidence (expected range, observed value, detectors, explanation), newest first."""
+    if limit < 1:
+        raise BadInput("limit must be at least 1")
+    found = await run_in_threadpool(get_aurora(request).anomalies.query, start, end, service, min(limit, 10_000))
+    return {"anomalies": found}
+
+
 @router.get("/api/v1/alerts", dependencies=read_scope)
 async def list_alerts(request: Request, status: str | None = None) -> dict[str, Any]:
     if status not in (None, "firing", "resolved"):

@@ -112,3 +112,24 @@ audit_log = Table(
     Column("detail", Text, nullable=False),  # JSON object
 )
 Index("ix_audit_time", audit_log.c.time)
+
+# Anomalies found by the detection stage, with their evidence.
+anomalies = Table(
+    "anomalies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),  # event time, unix seconds
+    Column("series_id", Integer, nullable=False),
+    Column("service", String(255)),
+    Column("metric", String(255), nullable=False),
+    Column("labels", Text, nullable=False),  # JSON object
+    Column("score", Float, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("expected_lo", Float, nullable=False),
+    Column("expected_hi", Float, nullable=False),
+    Column("observed", Float, nullable=False),
+    Column("detectors", Text, nullable=False),  # JSON list
+    Column("explanation", Text, nullable=False),
+)
+Index("ix_anomalies_time", anomalies.c.time)
+Index("ix_anomalies_service_time", anomalies.c.service, anomalies.c.time)
