@@ -68,6 +68,9 @@ MEASURES = (
     Measure("codec_mix", "bench_disk_size.py", (), ("--chunks-per-class", "50"), (
         Figure("synthetic_mix_bytes_per_sample", "codec, node-exporter-like mix", 2, False, "B"),
     )),
+    Measure("detect_stage", "bench_detect_stage.py", (), ("--batches", "50"), (
+        Figure("samples_per_s", "live detection stage, 10k series x 1 sample per batch", 1e6, True, "samples/s"),
+    )),
     Measure("head_memory", "bench_head_memory.py", (), ("--series", "20000"), (
         Figure("bytes_per_series_beyond_window", "head memory per series beyond the window", 2048, False, "B"),
     )),
