@@ -23,7 +23,7 @@ from aurora.config import AuroraConfig
 from aurora.db.database import create_db_engine, migrate
 from aurora.detect.stage import AnomalyLog, DetectionConfig, DetectStage
 from aurora.ingest.alertmanager import AlertLog
-from aurora.ingest.events import EventLog
+from aurora.ingest.events import ChangeEvent, EventLog
 from aurora.ingest.validate import validate_batch
 from aurora.model import SeriesBatch
 from aurora.pipeline import Pipeline, Stage
@@ -173,6 +173,14 @@ class Aurora:
             fut.result(timeout=60)
         return result
 
+    def add_events(self, evs: list[ChangeEvent]) -> list[int]:
+        """Store change events, count them and announce them on the live stream."""
+        ids = self.events.add(evs)
+        self.counters["events"] += len(ids)
+        for ev, eid in zip(evs, ids, strict=True):
+            self.bus.publish("change_event", {"id": eid, "kind": ev.kind, "service": ev.service, "time": ev.time})
+        return ids
+
     def _record_anomalies(self, records: list[dict[str, Any]]) -> None:
         self.anomalies.add(records)
         for r in records:
@@ -194,8 +202,12 @@ class Aurora:
             "database": self.engine.dialect.name,
             "counters": {**self.counters, "pipeline_queue": self.pipeline.qsize()},
             "storage": stats,
-            "targets": [t for c in self._collectors if hasattr(c, "targets") for t in c.targets()],
+            "targets": self.targets(),
         }
+
+    def targets(self) -> list[dict[str, Any]]:
+        """Health of every scrape target."""
+        return [t for c in self._collectors if hasattr(c, "targets") for t in c.targets()]
 
     def refresh_gauges(self) -> None:
         stats = self.tsdb.stats()

@@ -234,6 +234,7 @@ def replay(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Feed a file of samples through the ingest path in event time."""
+    from aurora.api.json_ingest import batch_to_json
     from aurora.replay import read_samples
 
     extra = {}
@@ -260,12 +261,7 @@ def replay(
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tok}"}, timeout=60) as client, progress:
             task = progress.add_task(file.name, total=len(samples))
             for batch in samples.batches(batch_size):
-                body = {"series": [{"metric": batch.metrics[i], "labels": batch.labels[i],
-                                    "points": [[t / 1000, v] for t, v in zip(batch.ts_ms[batch.series_slice(i)],
-                                                                             batch.values[batch.series_slice(i)],
-                                                                             strict=True)]}
-                                   for i in range(batch.n_series)]}
-                r = client.post("/api/v1/ingest", params={"sync": "true"}, content=json.dumps(body),
+                r = client.post("/api/v1/ingest", params={"sync": "true"}, content=json.dumps(batch_to_json(batch)),
                                 headers={"Content-Type": "application/json"})
                 if r.status_code >= 300:
                     raise _fail(RuntimeError(f"server refused a batch ({r.status_code}): {r.text}"))

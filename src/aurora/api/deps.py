@@ -26,8 +26,6 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
         token = ""
         if header.lower().startswith("bearer "):
             token = header[7:].strip()
-        elif "aurora_session" in request.cookies:  # the dashboard's login cookie carries a token too
-            token = request.cookies["aurora_session"]
         if not token:
             raise Unauthorized("missing token: send 'Authorization: Bearer <token>' (create one with "
                                "'aurora token create --scope read')")

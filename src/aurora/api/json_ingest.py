@@ -78,3 +78,10 @@ def parse_json_ingest(body: Any, may_have_bools: bool = True) -> SeriesBatch:
     if not ts_parts:
         return SeriesBatch.empty()
     return SeriesBatch(metrics, labels, offsets, np.concatenate(ts_parts), np.concatenate(v_parts))
+
+
+def batch_to_json(batch: SeriesBatch) -> dict[str, Any]:
+    """The inverse of ``parse_json_ingest``: a batch as a JSON push body (times in unix seconds)."""
+    points = np.column_stack([batch.ts_ms / 1000.0, batch.values]).tolist()
+    return {"series": [{"metric": m, "labels": lab, "points": points[int(batch.offsets[i]):int(batch.offsets[i + 1])]}
+                       for i, (m, lab) in enumerate(zip(batch.metrics, batch.labels, strict=True))]}

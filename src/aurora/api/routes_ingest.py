@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from aurora.api.deps import decompress, get_aurora, read_body, require
 from aurora.api.json_ingest import parse_json_ingest
-from aurora.errors import BadInput, TooLarge
+from aurora.errors import BadInput
 from aurora.ingest.alertmanager import parse_alertmanager
 from aurora.ingest.events import parse_events
 
@@ -39,19 +39,6 @@ async def ingest_json(request: Request, sync: bool = False) -> dict[str, int]:
     return {"accepted": accepted}
 
 
-def _snappy_length(body: bytes) -> int:
-    """The uncompressed length a raw snappy block declares in its varint header."""
-    n = shift = 0
-    for i, b in enumerate(body[:10]):
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n
-        shift += 7
-        if i == 9:
-            break
-    raise BadInput("remote_write body is not snappy-compressed: bad length header")
-
-
 @router.post("/api/v1/write", status_code=204, dependencies=[Depends(require("ingest"))])
 async def remote_write(request: Request) -> Response:
     from aurora.ingest.remote_write import decode_remote_write
@@ -60,13 +47,12 @@ async def remote_write(request: Request) -> Response:
     limit = aurora.cfg.server.max_body_bytes
     body = await read_body(request, limit)
     encoding = request.headers.get("content-encoding")
-    if (encoding or "snappy").lower() == "snappy" and _snappy_length(body) > limit:
-        raise TooLarge(f"remote_write body inflates past {limit} bytes (server.max_body_bytes)")
 
     # Decoding and storing run on the event loop (they hold the GIL anyway, and a thread hop per request
     # costs more than it frees); only the WAL fsync, which waits on the disk, goes to a thread, where
     # concurrent requests share it.
-    result = aurora.store_batch(decode_remote_write(body, encoding), "remote_write")
+    batch = decode_remote_write(body, encoding, max_decoded_bytes=limit)  # TooLarge before inflating a bomb
+    result = aurora.store_batch(batch, "remote_write")
     await run_in_threadpool(aurora.tsdb.commit, result.wal_position)
     return Response(status_code=204)
 
@@ -97,10 +83,7 @@ async def otlp_metrics(request: Request) -> Response:
 async def post_events(request: Request) -> dict[str, Any]:
     aurora = get_aurora(request)
     evs = parse_events(await _json_body(request), aurora.clock, aurora.cfg.limits.max_future_s)
-    ids = await run_in_threadpool(aurora.events.add, evs)
-    aurora.counters["events"] += len(ids)
-    for ev, eid in zip(evs, ids, strict=True):
-        aurora.bus.publish("change_event", {"id": eid, "kind": ev.kind, "service": ev.service, "time": ev.time})
+    ids = await run_in_threadpool(aurora.add_events, evs)
     return {"accepted": len(ids), "ids": ids}
 
 

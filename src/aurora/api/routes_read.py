@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from aurora.api.deps import get_aurora, read_body, require
+from aurora.app import Aurora
 from aurora.errors import AuroraError, BadInput
 
 router = APIRouter()
@@ -57,77 +58,78 @@ def _lookback(p: dict[str, list[str]]) -> float:
     return parse_duration(p["lookback_delta"][-1]) if p.get("lookback_delta") else 300.0
 
 
+def _opt_time(p: dict[str, list[str]], name: str) -> float | None:
+    from aurora.query.params import parse_time
+
+    return parse_time(p[name][-1]) if p.get(name) else None
+
+
+async def _prometheus(request: Request, plan: Callable[[Aurora, dict[str, list[str]]], Callable[[], Any]]) -> Response:
+    """Read parameters (query string or form), run the planned query in a thread, answer in Prometheus'
+    shape, errors included (``plan`` raises on bad parameters; the returned callable does the work)."""
+    aurora = get_aurora(request)
+    try:
+        work = plan(aurora, await _params(request))
+        body = await run_in_threadpool(work)
+    except AuroraError as exc:
+        return _prom_error(exc)
+    return JSONResponse(body)
+
+
 @router.api_route("/api/v1/query_range", methods=["GET", "POST"], dependencies=read_scope)
 async def query_range(request: Request) -> Response:
     from aurora.query.params import parse_duration, parse_time
     from aurora.query.promql import query_range as run_query_range
 
-    aurora = get_aurora(request)
-    try:
-        p = await _params(request)
-        q = _one(p, "query")
+    def plan(aurora: Aurora, p: dict[str, list[str]]) -> Callable[[], Any]:
+        q, lookback = _one(p, "query"), _lookback(p)
         start, end = parse_time(_one(p, "start")), parse_time(_one(p, "end"))
         step = parse_duration(_one(p, "step"))
-        body = await run_in_threadpool(run_query_range, aurora.tsdb, q, start, end, step, _lookback(p))
-    except AuroraError as exc:
-        return _prom_error(exc)
-    return JSONResponse(body)
+        return lambda: run_query_range(aurora.tsdb, q, start, end, step, lookback)
+
+    return await _prometheus(request, plan)
 
 
 @router.api_route("/api/v1/query", methods=["GET", "POST"], dependencies=read_scope)
 async def instant_query(request: Request) -> Response:
-    from aurora.query.params import parse_time
     from aurora.query.promql import instant_query as run_instant
 
-    aurora = get_aurora(request)
-    try:
-        p = await _params(request)
-        q = _one(p, "query")
-        t = parse_time(_one(p, "time")) if p.get("time") else aurora.clock.now()
-        body = await run_in_threadpool(run_instant, aurora.tsdb, q, t, _lookback(p))
-    except AuroraError as exc:
-        return _prom_error(exc)
-    return JSONResponse(body)
+    def plan(aurora: Aurora, p: dict[str, list[str]]) -> Callable[[], Any]:
+        q, lookback = _one(p, "query"), _lookback(p)
+        t = _opt_time(p, "time")
+        at = aurora.clock.now() if t is None else t
+        return lambda: run_instant(aurora.tsdb, q, at, lookback)
+
+    return await _prometheus(request, plan)
 
 
 @router.api_route("/api/v1/series", methods=["GET", "POST"], dependencies=read_scope)
 async def series(request: Request) -> Response:
-    from aurora.query.params import parse_time
     from aurora.query.promql import series_match
 
-    aurora = get_aurora(request)
-    try:
-        p = await _params(request)
+    def plan(aurora: Aurora, p: dict[str, list[str]]) -> Callable[[], Any]:
         selectors = p.get("match[]", [])
         if not selectors:
             raise BadInput("missing parameter 'match[]': give at least one series selector")
-        start = parse_time(p["start"][-1]) if p.get("start") else None
-        end = parse_time(p["end"][-1]) if p.get("end") else None
-        body = await run_in_threadpool(series_match, aurora.tsdb, selectors, start, end)
-    except AuroraError as exc:
-        return _prom_error(exc)
-    return JSONResponse(body)
+        start, end = _opt_time(p, "start"), _opt_time(p, "end")
+        return lambda: series_match(aurora.tsdb, selectors, start, end)
+
+    return await _prometheus(request, plan)
 
 
 @router.api_route("/api/v1/labels", methods=["GET", "POST"], dependencies=read_scope)
 @router.api_route("/api/v1/label/{name}/values", methods=["GET"], dependencies=read_scope)
 async def labels(request: Request, name: str | None = None) -> Response:
-    from aurora.query.params import parse_time
     from aurora.query.promql import label_names, label_values
 
-    aurora = get_aurora(request)
-    try:
-        p = await _params(request)
+    def plan(aurora: Aurora, p: dict[str, list[str]]) -> Callable[[], Any]:
         selectors = p.get("match[]") or None
-        start = parse_time(p["start"][-1]) if p.get("start") else None
-        end = parse_time(p["end"][-1]) if p.get("end") else None
+        start, end = _opt_time(p, "start"), _opt_time(p, "end")
         if name is None:
-            body = await run_in_threadpool(label_names, aurora.tsdb, selectors, start, end)
-        else:
-            body = await run_in_threadpool(label_values, aurora.tsdb, name, selectors, start, end)
-    except AuroraError as exc:
-        return _prom_error(exc)
-    return JSONResponse(body)
+            return lambda: label_names(aurora.tsdb, selectors, start, end)
+        return lambda: label_values(aurora.tsdb, name, selectors, start, end)
+
+    return await _prometheus(request, plan)
 
 
 @router.get("/api/v1/status/buildinfo", dependencies=read_scope)
@@ -152,7 +154,7 @@ async def status(request: Request) -> dict[str, Any]:
 
 @router.get("/api/v1/targets", dependencies=read_scope)
 async def targets(request: Request) -> dict[str, Any]:
-    return {"targets": get_aurora(request).status()["targets"]}
+    return {"targets": get_aurora(request).targets()}
 
 
 @router.get("/api/v1/events", dependencies=read_scope)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from aurora.api.json_ingest import batch_to_json
 from aurora.ingest.events import ChangeEvent
 from aurora.model import SeriesBatch
 from aurora.sim.faults import Scenario
@@ -67,22 +68,9 @@ def inprocess_sinks(aurora: Aurora, sync: bool = True) -> tuple[Sink, EventSink]
         aurora.ingest(batch, "sim", sync=sync)
 
     def event_sink(evs: list[ChangeEvent]) -> None:
-        ids = aurora.events.add(evs)
-        aurora.counters["events"] += len(ids)
-        for ev, eid in zip(evs, ids, strict=True):
-            aurora.bus.publish("change_event", {"id": eid, "kind": ev.kind, "service": ev.service, "time": ev.time})
+        aurora.add_events(evs)
 
     return sink, event_sink
-
-
-def batch_to_json(batch: SeriesBatch) -> dict[str, Any]:
-    ts = (batch.ts_ms / 1000.0).tolist()
-    vals = batch.values.tolist()
-    series = []
-    for i, (m, lab) in enumerate(zip(batch.metrics, batch.labels, strict=True)):
-        sl = batch.series_slice(i)
-        series.append({"metric": m, "labels": lab, "points": [list(p) for p in zip(ts[sl], vals[sl], strict=True)]})
-    return {"series": series}
 
 
 class HttpSink:
