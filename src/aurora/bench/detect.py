@@ -15,7 +15,7 @@ import csv
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from aurora.bench.nab_scorer import (
     read_columns,
     window_bounds,
 )
-from aurora.detect.ensemble import EnsembleDetector
+from aurora.detect.ensemble import EnsembleConfig, EnsembleDetector
 
 # NAB's published scoreboard (standard, reward_low_FP_rate, reward_low_FN_rate), shown for context.
 PUBLISHED: dict[str, tuple[float, float, float]] = {
@@ -84,13 +84,14 @@ def load_file(data_dir: Path, rel: str, corpus: NabCorpus) -> NabFile:
 # ------------------------------------------------------------------------------------- detectors
 
 
-def run_aurora(files: Sequence[NabFile], on_progress: Progress | None = None) -> list[np.ndarray]:
+def run_aurora(files: Sequence[NabFile], on_progress: Progress | None = None,
+               config: EnsembleConfig | None = None) -> list[np.ndarray]:
     """Aurora's ensemble, as it runs live: every file in its own slot, all files per call, row by row.
 
     The score NAB sees is the ensemble's reported score (the consensus, damped while a series is held
     after an alarm), with each row's own timestamp as event time.
     """
-    det = EnsembleDetector(len(files))
+    det = EnsembleDetector(len(files), config)
     lengths = np.array([len(f.values) for f in files])
     width = int(lengths.max()) if len(files) else 0
     grid = np.full((len(files), width), np.nan)
@@ -125,6 +126,11 @@ def available_detectors() -> dict[str, Callable[[Sequence[NabFile], Progress | N
     from aurora.bench.peers import PEERS
 
     runners: dict[str, Callable[[Sequence[NabFile], Progress | None], list[np.ndarray]]] = {"aurora": run_aurora}
+    # Ablations: the default ensemble without one analyzer, to show what each one adds.
+    full = EnsembleConfig()
+    for drop in full.analyzers:
+        cfg = replace(full, analyzers=tuple(a for a in full.analyzers if a != drop))
+        runners[f"aurora-without-{drop}"] = lambda files, prog, cfg=cfg: run_aurora(files, prog, cfg)  # type: ignore[misc]
     for name, fn in PEERS.items():
         runners[name] = lambda files, prog, fn=fn: run_per_file(fn, files, prog)  # type: ignore[misc]
     return runners

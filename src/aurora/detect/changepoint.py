@@ -22,7 +22,7 @@ class ChangePointConfig:
     alpha: float = 0.002  # reference level's rate (memory ~500 samples)
     fast_alpha: float = 0.1  # the recent level the reference jumps to after a change
     k: float = 0.5  # allowance: shifts under k spreads are ignored
-    h: float = 12.0  # decision interval: a change point when a sum exceeds h
+    h: float = 30.0  # decision interval: a change point when a sum exceeds h
     clip: float = 4.0
     warmup: int = 50
 

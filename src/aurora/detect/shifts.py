@@ -72,7 +72,7 @@ class LevelShiftAnalyzer:
 
 @dataclass(frozen=True)
 class SpikeConfig:
-    alpha: float = 0.01  # rate of the usual jump size
+    alpha: float = 0.003  # rate of the usual jump size (memory ~300 samples)
     clip: float = 4.0
     warmup: int = 30
 

@@ -74,7 +74,7 @@ class VarianceAnalyzer:
 @dataclass(frozen=True)
 class RangeConfig:
     q: float = 0.01  # the low quantile tracked (the high one is 1 - q)
-    rate: float = 0.01  # step of the quantile updates, as a share of the current range
+    rate: float = 0.003  # step of the quantile updates, as a share of the current range
     warmup: int = 100
 
 
