@@ -33,7 +33,7 @@ def quorum(scores: np.ndarray, k: int, support: float = 1.0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class GateConfig:
-    threshold: float = 0.9  # base alarm threshold on the consensus score
+    threshold: float = 0.97  # base alarm threshold on the consensus score
     hold: int = 100  # samples of silence after an alarm
     damping: float = 0.5  # reported score = score * damping while held
     target_rate: float = 1e-3  # alarms per sample a series may raise before its threshold rises

@@ -24,6 +24,7 @@ from aurora.detect.changepoint import ChangePointAnalyzer, ChangePointConfig
 from aurora.detect.consensus import AlarmGate, GateConfig, quorum
 from aurora.detect.level import LevelAnalyzer, LevelConfig
 from aurora.detect.likelihood import Likelihood, LikelihoodConfig
+from aurora.detect.resolution import Resolution
 from aurora.detect.seasonal import SeasonalAnalyzer, SeasonalConfig
 from aurora.detect.shifts import LevelShiftAnalyzer, LevelShiftConfig, SpikeAnalyzer, SpikeConfig
 from aurora.detect.spread import RangeAnalyzer, RangeConfig, VarianceAnalyzer, VarianceConfig
@@ -95,6 +96,7 @@ class EnsembleDetector:
         self.names = tuple(a.name for a in self.analyzers)
         self.likelihood = Likelihood(len(self.analyzers), self.config.likelihood)
         self.gate = AlarmGate(self.config.gate)
+        self.resolution = Resolution()
         # The analyzer whose expectation is shown as the expected range: seasonal once it knows the hour.
         self._seasonal = self.names.index("seasonal") if "seasonal" in self.names else None
         self._level = self.names.index("level") if "level" in self.names else 0
@@ -105,10 +107,11 @@ class EnsembleDetector:
             a.ensure_slots(n)
         self.likelihood.ensure_slots(n)
         self.gate.ensure_slots(n)
+        self.resolution.ensure_slots(n)
 
     def nbytes_per_slot(self) -> int:
         return (sum(a.nbytes_per_slot() for a in self.analyzers) + self.likelihood.nbytes_per_slot()
-                + self.gate.nbytes_per_slot())
+                + self.gate.nbytes_per_slot() + self.resolution.nbytes_per_slot())
 
     def update(self, slots: np.ndarray, values: np.ndarray, times: np.ndarray) -> EnsembleResult:
         """Score one sample per slot (slots distinct within a call), then learn it. ``times`` in unix seconds.
@@ -135,7 +138,9 @@ class EnsembleDetector:
             return out
 
         outs = [a.update(s, x, t) for a in self.analyzers]
-        z = np.column_stack([o.z for o in outs])
+        res = self.resolution.update(s, x)
+        # Surprise in units of at least one step of the series' own resolution (see resolution.py).
+        z = np.column_stack([o.z * (o.spread / np.maximum(o.spread, res)) for o in outs])
         ready = np.column_stack([o.ready for o in outs])
         log_p, votes = self.likelihood.update(s, z, ready)
         score = quorum(votes, self.config.quorum, self.config.support)
@@ -166,7 +171,8 @@ class EnsembleDetector:
     def state(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "names": list(self.names),
                 "analyzers": {a.name: a.state() for a in self.analyzers},
-                "likelihood": self.likelihood.state(), "gate": self.gate.state()}
+                "likelihood": self.likelihood.state(), "gate": self.gate.state(),
+                "resolution": self.resolution.state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> EnsembleDetector:
@@ -175,6 +181,7 @@ class EnsembleDetector:
             a.load_state(state["analyzers"][a.name])
         det.likelihood.load_state(state["likelihood"])
         det.gate.load_state(state["gate"])
+        det.resolution.load_state(state["resolution"])
         return det
 
 

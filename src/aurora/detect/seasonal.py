@@ -24,6 +24,7 @@ class SeasonalConfig:
     alpha: float = 0.1  # per-bucket learning rate (each bucket sees a sample per interval in its hour)
     clip: float = 3.0
     min_bucket: int = 12  # samples in a bucket before it speaks (an hour at 5 min: one day)
+    min_days: float = 1.0  # days of the series' history before any bucket speaks (a profile needs repeats)
 
 
 def bucket_of(t: np.ndarray) -> np.ndarray:
@@ -44,6 +45,7 @@ class SeasonalAnalyzer:
             Field("n", np.int32, (BUCKETS,)),
             Field("centre", np.float32, (BUCKETS,)),
             Field("mad", np.float32, (BUCKETS,)),
+            Field("first_t", np.float64, (), np.nan),
         ))
 
     def ensure_slots(self, n: int) -> None:
@@ -61,7 +63,9 @@ class SeasonalAnalyzer:
         mad = st.mad[slots, b].astype(np.float64)
         spread = MAD_TO_SIGMA * mad + spread_floor(centre)
         resid = x - centre
-        ready = n >= c.min_bucket
+        first_t = np.where(np.isnan(st.first_t[slots]), t, st.first_t[slots])
+        st.first_t[slots] = first_t
+        ready = (n >= c.min_bucket) & (t - first_t >= c.min_days * 86400.0)
         z = np.where(ready, np.abs(resid) / spread, 0.0)
 
         r = np.where(ready, huber(resid, spread, c.clip), resid)
