@@ -193,29 +193,53 @@ def e2e(
         str | None, typer.Option("--scenarios", help="comma list (default: every fixable fault)")
     ] = None,
     oracle: Annotated[bool, typer.Option(help="also run the oracle remediator (validates the harness)")] = True,
+    fault_free: Annotated[bool, typer.Option(help="also run a fault-free fleet per seed for false alarms")] = True,
+    fault_free_hours: Annotated[
+        float, typer.Option("--fault-free-hours", min=1.5, help="length of each fault-free run (the first hour is "
+                                                                "warm-up)")
+    ] = 24.0,
 ) -> None:
     """Closed loop on the simulated fleet: time to detect, to a correct root cause, to a verified fix."""
-    from aurora.bench.e2e import DEFAULT_SCENARIOS, NO_ENGINE_NOTE, run_bench
+    from aurora.bench.e2e import DEFAULT_SCENARIOS, NO_ENGINE_NOTE, E2eConfig, run_bench
 
     names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else list(DEFAULT_SCENARIOS)
     try:
         with _progress() as progress:
-            report = run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names, oracle=oracle, limit=limit,
+            report = run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names, fault_free=fault_free,
+                               oracle=oracle, limit=limit, config=E2eConfig(fault_free_hours=fault_free_hours),
                                progress=progress)
     except (ValueError, KeyError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     table = Table(title=f"Closed loop ({report['cases']} cases, seeds {report['seeds'][0]}..; times from onset)")
-    for col in ("scenario", "cases", "detected", "detect median", "root cause right", "RC median", "verified fix",
-                "oracle fix median"):
-        table.add_column(col, justify="left" if col == "scenario" else "right")
-    orc = report.get("oracle") or {"by_scenario": {}}
-    for name, s in [*report["by_scenario"].items(), ("all", report)]:
-        o = orc if name == "all" else orc["by_scenario"].get(name, {})
+    for col in ("fault", "cases", "detected", "detect median", "detect p90", "root cause right", "RC median",
+                "FA /1k series-h", "FA pre-onset", "verified fix", "oracle fix median"):
+        table.add_column(col, justify="left" if col == "fault" else "right")
+    orc = report.get("oracle") or {"by_fault": {}}
+    for name, s in [*report["by_fault"].items(), ("all", report)]:
+        o = orc if name == "all" else orc["by_fault"].get(name, {})
         table.add_row(name, str(s["cases"]), _ratio(s["detected"]), _minutes(s["time_to_detect_median_s"]),
-                      _ratio(s["root_cause_correct"]), _minutes(s["time_to_root_cause_median_s"]), "null",
+                      _minutes(s["time_to_detect_p90_s"]), _ratio(s["root_cause_correct"]),
+                      _minutes(s["time_to_root_cause_median_s"]),
+                      _ratio(s["false_alarms_per_1000_series_hours_faulty"]),
+                      _ratio(s["false_alarms_per_1000_series_hours_before_onset"]), "null",
                       _minutes(o.get("time_to_verified_fix_median_s")))
     Console().print(table)
+    analyzers = report["analyzers"]
+    votes = Table(title="Analyzers voting in the alert that detected each fault (last row: in the false alarms)")
+    votes.add_column("fault")
+    votes.add_column("detected", justify="right")
+    for a in analyzers:
+        votes.add_column(a, justify="right")
+    for name, s in [*report["by_fault"].items(), ("all", report)]:
+        votes.add_row(name, str(s["detected_cases"]), *(str(s["first_alarm_votes"].get(a, 0)) for a in analyzers))
+    votes.add_row("false alarms", "-", *(str(report["false_alarm_votes"].get(a, 0)) for a in analyzers))
+    Console().print(votes)
     console.print(f"time to verified fix: null ({NO_ENGINE_NOTE}); the oracle column validates the harness only")
-    console.print(f"false alarms per day (fault-free fleet): {_ratio(report['false_alarms_per_day_fault_free'])}")
+    console.print("FA: false alarms per 1,000 series-hours on the faulty runs: before the onset, or after it on a "
+                  "series off the fault's services (some are its cascade); FA pre-onset: before the onset only")
+    console.print(f"false alarms, fault-free fleet ({report['fault_free_runs']} runs, "
+                  f"{report['fault_free_series_hours']:,.0f} series-hours): {report['false_alarms_fault_free']} = "
+                  f"{_ratio(report['false_alarms_per_1000_series_hours_fault_free'])} per 1,000 series-hours, "
+                  f"{_ratio(report['false_alarms_per_day_fault_free'])} per fleet-day")
     console.print(f"report: {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
