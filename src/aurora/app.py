@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,16 @@ from aurora.bus import EventBus
 from aurora.clock import EventClock
 from aurora.config import AuroraConfig
 from aurora.db.database import create_db_engine, migrate
-from aurora.detect.stage import AnomalyLog, DetectionConfig, DetectStage
+from aurora.detect.ensemble import EnsembleDetector
+from aurora.detect.stage import (
+    CHECKPOINT_FILE,
+    AnomalyLog,
+    DetectionConfig,
+    DetectStage,
+    ensemble_config,
+    load_checkpoint,
+    save_checkpoint,
+)
 from aurora.ingest.alertmanager import AlertLog
 from aurora.ingest.events import ChangeEvent, EventLog
 from aurora.ingest.validate import validate_batch
@@ -50,17 +60,22 @@ class Aurora:
         self.bus = EventBus()
         self.anomalies = AnomalyLog(self.engine)
         stages: list[Stage] = []
+        self.detect: DetectStage | None = None
+        self._checkpoint_lock = threading.Lock()
         if cfg.detection.enabled:
-            self.detect: DetectStage | None = DetectStage(
-                self.tsdb, self._record_anomalies,
-                DetectionConfig(threshold=cfg.detection.threshold, cooldown_s=cfg.detection.cooldown_s))
-            stages.append(self.detect)
-        else:
-            self.detect = None
+            d = cfg.detection
+            detector = EnsembleDetector(0, ensemble_config(d.quorum, d.vote, d.threshold, d.hold))
+            stage = DetectStage(self.tsdb, self._record_anomalies,
+                                DetectionConfig(cooldown_s=d.cooldown_s, critical=d.critical), detector)
+            self.detect = stage
+            self._load_detector()
+            self.metrics.watch_anomaly_scores(lambda: stage.snapshot(self.clock.now_ms()))
+            stages.append(stage)
         self.pipeline = Pipeline(stages)
         self.counters: dict[str, int] = {"samples": 0, "requests": 0, "rejected": 0, "events": 0, "alerts": 0}
         self._collectors: list[Any] = []
         self._maintenance_task: asyncio.Task[None] | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
         self._extra: list[Callable[[], Coroutine[Any, Any, Any]]] = []
         self._extra_tasks: list[asyncio.Task[Any]] = []
         self._lock = threading.Lock()
@@ -98,6 +113,8 @@ class Aurora:
             await agent.start(lambda b: sink(b, "host_agent"))
             self._collectors.append(agent)
         self._maintenance_task = asyncio.create_task(self._maintenance_loop())
+        if self.detect is not None and self.cfg.detection.checkpoint_s > 0:
+            self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(self.cfg.detection.checkpoint_s))
         for factory in self._extra:
             task = asyncio.create_task(factory())
             task.add_done_callback(self._report_task_end)
@@ -119,11 +136,19 @@ class Aurora:
             with contextlib.suppress(Exception):
                 await c.stop()
         self._collectors.clear()
-        if self._maintenance_task is not None:
-            self._maintenance_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance_task
-            self._maintenance_task = None
+        for name in ("_maintenance_task", "_checkpoint_task"):
+            bg: asyncio.Task[None] | None = getattr(self, name)
+            if bg is not None:
+                bg.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await bg
+                setattr(self, name, None)
+        # The server's shutdown: uvicorn re-raises SIGTERM/SIGINT once it has stopped, so ``close()`` may
+        # never run after it; save the detector's state here.
+        try:
+            await asyncio.to_thread(self.save_detector)
+        except Exception:
+            log.exception("detector checkpoint on shutdown failed")
 
     async def _maintenance_loop(self) -> None:
         while True:
@@ -133,12 +158,49 @@ class Aurora:
             except Exception:
                 log.exception("maintenance failed")
 
+    async def _checkpoint_loop(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.to_thread(self.save_detector)
+            except Exception:
+                log.exception("detector checkpoint failed")
+
+    @property
+    def detector_checkpoint_path(self) -> Path:
+        return self.cfg.storage.data_dir / CHECKPOINT_FILE
+
+    def save_detector(self, force: bool = False) -> bool:
+        """Write the detection stage's state to the data dir (atomically), if it changed since the last
+        save or load (or ``force``). Returns whether a checkpoint was written."""
+        if self.detect is None or not (force or self.detect.dirty):
+            return False
+        with self._checkpoint_lock:
+            arrays, meta = self.detect.checkpoint()
+            try:
+                save_checkpoint(self.detector_checkpoint_path, arrays, meta)
+            except Exception:
+                self.detect.dirty = True  # try again next time
+                raise
+        return True
+
+    def _load_detector(self) -> None:
+        assert self.detect is not None
+        found = load_checkpoint(self.detector_checkpoint_path)
+        if found is not None and self.detect.restore(*found):
+            log.info("detector state restored from %s (%d series)", self.detector_checkpoint_path,
+                     len(found[0].get("stage.last_t", ())))
+
     def maintenance(self) -> None:
         """Flush old partial chunks and enforce retention (both in event time)."""
         self.tsdb.enforce_retention(self.clock.now_ms())
 
     def close(self) -> None:
         self.pipeline.stop()
+        try:
+            self.save_detector()
+        except Exception:
+            log.exception("detector checkpoint on shutdown failed")
         if self.opened:
             self.tsdb.close()
             self.opened = False

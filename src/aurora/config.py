@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aurora.errors import ConfigError
 
@@ -86,9 +86,45 @@ class HostAgentConfig(Section):
 
 
 class DetectionSettings(Section):
+    """Live scoring of every stored sample by the ensemble detector (``aurora.detect.ensemble``).
+
+    ``quorum``, ``vote``, ``threshold`` and ``hold`` default to null: the detector's own tuned defaults."""
+
     enabled: bool = True
-    threshold: float = Field(0.995, gt=0, lt=1, description="anomaly score at or above which a sample is anomalous")
-    cooldown_s: float = Field(300, ge=0, description="at most one anomaly record per series in this much event time")
+    quorum: int | None = Field(None, ge=1, description=(
+        "k: analyzers that must back a high score (the consensus is capped by the k-th strongest analyzer "
+        "score, see aurora.detect.consensus.quorum); null: the detector's default"))
+    vote: float | None = Field(None, gt=0, le=1, description=(
+        "calibrated analyzer score from which an analyzer is listed as agreeing (an anomaly's detectors); "
+        "null: the detector's default"))
+    threshold: float | None = Field(None, gt=0, lt=1, description=(
+        "base alarm threshold on the consensus score; each series raises its own while it alarms more often "
+        "than the target rate; null: the detector's default"))
+    hold: int | None = Field(None, ge=0, description=(
+        "samples a series stays quiet after an alarm (flap suppression); null: the detector's default"))
+    cooldown_s: float = Field(300, ge=0, description=(
+        "at most one anomaly record per series in this much event time; also the window of "
+        "aurora_anomaly_rate"))
+    critical: float = Field(0.9999, gt=0, le=1, description=(
+        "consensus score from which an anomaly is critical rather than a warning"))
+    checkpoint_s: float = Field(300, ge=0, description=(
+        "save the detector's state to the data dir this often (wall time) and on shutdown, so a restart "
+        "does not warm every series up again; 0: on shutdown only"))
+
+    @model_validator(mode="after")
+    def _fits_the_detector(self) -> DetectionSettings:
+        from aurora.detect.ensemble import EnsembleConfig  # not at import: the detector pulls in SciPy
+
+        base = EnsembleConfig()
+        n = len(base.analyzers)
+        if self.quorum is not None and self.quorum > n:
+            raise ValueError(f"quorum {self.quorum} is more than the detector's {n} analyzers")
+        vote = base.vote if self.vote is None else self.vote
+        threshold = base.gate.threshold if self.threshold is None else self.threshold
+        if vote > threshold:
+            raise ValueError(f"vote ({vote:g}) must not exceed threshold ({threshold:g}): an alarm could list "
+                             "no agreeing analyzer")
+        return self
 
 
 class ServiceConfig(Section):

@@ -2,7 +2,57 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+SCORE_HELP = ("Last anomaly score (consensus of the detector's analyzers, 0-1) of each scored series; "
+              "counters are scored by their per-second rate")
+RATE_HELP = ("Share (0-1) of the service's scored series that raised an anomaly alarm (consensus score past "
+             "the series' adaptive threshold) within the last detection.cooldown_s seconds of event time")
+
+
+class ScoreSnapshot(Protocol):
+    """What the detection stage reports at scrape time (``aurora.detect.stage.AnomalySnapshot``)."""
+
+    @property
+    def series_id(self) -> np.ndarray: ...
+    @property
+    def metric(self) -> Sequence[str]: ...
+    @property
+    def service(self) -> Sequence[str]: ...
+    @property
+    def score(self) -> np.ndarray: ...
+    @property
+    def rate(self) -> dict[str, float]: ...
+
+
+class AnomalyScoreCollector(Collector):
+    """``aurora_anomaly_score`` per series and ``aurora_anomaly_rate`` per service, read from the detection
+    stage's arrays when /metrics is scraped (no gauge child per series to keep up to date on ingest)."""
+
+    def __init__(self, snapshot: Callable[[], ScoreSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        score = GaugeMetricFamily("aurora_anomaly_score", SCORE_HELP, labels=["metric", "series_id", "service"])
+        for metric, sid, service, value in zip(snap.metric, snap.series_id.tolist(), snap.service,
+                                               snap.score.tolist(), strict=True):
+            score.add_metric([metric, str(sid), service], value)
+        yield score
+        rate = GaugeMetricFamily("aurora_anomaly_rate", RATE_HELP, labels=["service"])
+        for service, value in sorted(snap.rate.items()):
+            rate.add_metric([service], value)
+        yield rate
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("aurora_anomaly_score", SCORE_HELP, labels=["metric", "series_id", "service"])
+        yield GaugeMetricFamily("aurora_anomaly_rate", RATE_HELP, labels=["service"])
 
 
 class SelfMetrics:
@@ -27,3 +77,7 @@ class SelfMetrics:
         self.watermark = Gauge("aurora_event_time_seconds", "Event-time watermark (newest sample time)",
                                registry=r)
         self.pipeline_lag = Gauge("aurora_pipeline_queue_batches", "Batches waiting for processing", registry=r)
+
+    def watch_anomaly_scores(self, snapshot: Callable[[], ScoreSnapshot]) -> None:
+        """Serve the detection stage's per-series scores and per-service anomaly rates."""
+        self.registry.register(AnomalyScoreCollector(snapshot))

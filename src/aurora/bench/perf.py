@@ -68,6 +68,11 @@ MEASURES = (
     Measure("codec_mix", "bench_disk_size.py", (), ("--chunks-per-class", "50"), (
         Figure("synthetic_mix_bytes_per_sample", "codec, node-exporter-like mix", 2, False, "B"),
     )),
+    Measure("detector", "bench_detector.py", (), ("--batches", "50"), (
+        Figure("samples_per_s", "ensemble detector alone, 10k series x 1 sample per batch", 1e6, True,
+               "samples/s"),
+        Figure("state_bytes_per_series", "ensemble detector state per series", 2048, False, "B"),
+    )),
     Measure("detect_stage", "bench_detect_stage.py", (), ("--batches", "50"), (
         Figure("samples_per_s", "live detection stage, 10k series x 1 sample per batch", 1e6, True, "samples/s"),
     )),

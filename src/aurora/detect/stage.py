@@ -1,29 +1,52 @@
 """The live detection stage: scores every stored sample and records anomalies with their evidence.
 
-It runs the same detector as ``aurora bench detect`` (today the baseline in ``baseline.py``; the ensemble
-replaces it behind the same ``update(slots, values)`` interface). Series slots are the store's series ids.
-Counters (``*_total``, ``*_count``, ``*_sum``, ``*_bucket``) are skipped: their raw values only grow, and
-scoring them needs rates, which this stage does not compute yet.
+It runs the ensemble detector of ``ensemble.py`` (analyzers -> likelihood -> quorum -> alarm gate), the one
+``benchmarks/bench_detector.py`` measures. Series slots are the store's series ids; times are the samples'
+event times.
 
-Detector state lives in memory: after a restart each series warms up again.
+* Gauges are scored as they are. Counters (``*_total``, ``*_count``, ``*_sum``, ``*_bucket``) are scored
+  by their per-second rate: the difference of consecutive samples of the series over their time
+  difference. A decrease is a counter reset and gives no sample (the next difference starts from the new
+  value); the first sample of a series gives none either. ``*_created`` series (counter creation times)
+  are not scored.
+* A sample already scored (its time is not after the series' last scored sample, e.g. a retried
+  request) is not scored again, so the detector's state only ever moves forward in event time.
+* An anomaly is recorded when the detector raises an alarm for a sample (its consensus score passed the
+  series' adaptive threshold and the series was not held after an earlier alarm) and the series has not
+  had a record within ``cooldown_s`` of event time.
+
+The stage's state (the detector's and its own per-series arrays) can be saved and restored
+(``checkpoint`` / ``restore``, ``save_checkpoint`` / ``load_checkpoint``), so a restart does not warm every
+series up again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import Engine, insert, select
 
 from aurora.db.tables import anomalies
-from aurora.detect.baseline import BaselineDetector
+from aurora.detect.ensemble import EnsembleConfig, EnsembleDetector, EnsembleResult
 from aurora.model import SeriesBatch
 
-COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket", "_created")
+log = logging.getLogger(__name__)
+
+COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
+IGNORED_SUFFIXES = ("_created",)
+UNKNOWN, GAUGE, COUNTER, IGNORED = 0, 1, 2, 3
+NO_TIME = np.iinfo(np.int64).min // 2  # "never", far enough from the minimum that differences cannot overflow
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_FILE = "detector-state.npz"
 
 
 class SeriesLookup(Protocol):
@@ -32,87 +55,356 @@ class SeriesLookup(Protocol):
 
 @dataclass(frozen=True)
 class DetectionConfig:
-    threshold: float = 0.995  # score at or above which a sample is anomalous
     cooldown_s: float = 300.0  # at most one anomaly record per series in this much event time
-    band_sigmas: float = 3.0  # the expected range shown as evidence: mean ± this many std devs
-    critical: float = 0.9999  # score from which an anomaly is critical rather than a warning
+    critical: float = 0.9999  # consensus score from which an anomaly is critical rather than a warning
+
+
+def ensemble_config(quorum: int | None = None, vote: float | None = None, threshold: float | None = None,
+                    hold: int | None = None, base: EnsembleConfig | None = None) -> EnsembleConfig:
+    """The detector's configuration with the given settings replaced; ``None`` keeps the detector's
+    (tuned) default."""
+    cfg = base or EnsembleConfig()
+    gate = cfg.gate
+    if threshold is not None:
+        gate = replace(gate, threshold=threshold)
+    if hold is not None:
+        gate = replace(gate, hold=hold)
+    if quorum is not None:
+        cfg = replace(cfg, quorum=quorum)
+    if vote is not None:
+        cfg = replace(cfg, vote=vote)
+    return replace(cfg, gate=gate)
+
+
+@dataclass
+class AnomalySnapshot:
+    """The last consensus score of every scored series, and per service the share of its scored series
+    that alarmed within the last cooldown window of event time (what /metrics shows)."""
+
+    series_id: np.ndarray
+    metric: list[str]
+    service: list[str]
+    score: np.ndarray
+    rate: dict[str, float]
+
+
+def service_of(labels: dict[str, str]) -> str | None:
+    return labels.get("service") or labels.get("job") or labels.get("host")
+
+
+def _fmt(x: float) -> str:
+    """A number for people: four significant digits, exponents without padding (2.1e9, 3.5e-5)."""
+    s = f"{x:.4g}"
+    if "e" in s:
+        mant, exp = s.split("e")
+        s = f"{mant}e{int(exp)}"
+    return s
 
 
 class DetectStage:
     name = "detect"
 
     def __init__(self, series: SeriesLookup, sink: Callable[[list[dict[str, Any]]], None],
-                 config: DetectionConfig | None = None, detector: BaselineDetector | None = None) -> None:
+                 config: DetectionConfig | None = None, detector: EnsembleDetector | None = None) -> None:
         self.series = series
         self.sink = sink
         self.config = config or DetectionConfig()
-        self.detector = detector or BaselineDetector()
-        self._kind = np.zeros(0, np.int8)  # per slot: 0 unknown, 1 scored, 2 skipped (counter)
-        self._last_alert_ms = np.zeros(0, np.int64)
+        self.detector = detector or EnsembleDetector()
+        self._lock = threading.Lock()
+        self._n = 0
+        self._kind = np.zeros(0, np.int8)
+        self._svc = np.zeros(0, np.int32)  # per slot: index into _services (-1 unknown)
+        self._met = np.zeros(0, np.int32)  # per slot: index into _metrics (-1 unknown)
+        self._last_t = np.zeros(0, np.int64)  # time of the last sample taken (scored, or a counter's first)
+        self._prev_v = np.zeros(0, np.float64)  # a counter's last raw value (NaN: none yet)
+        self._last_record = np.zeros(0, np.int64)  # time of the last anomaly record (cooldown)
+        self._last_alarm = np.zeros(0, np.int64)  # time of the last alarm (recorded or not)
+        self._score = np.zeros(0, np.float64)  # last consensus score (NaN: never scored)
+        self._services: list[str] = []
+        self._service_code: dict[str, int] = {}
+        self._metrics: list[str] = []
+        self._metric_code: dict[str, int] = {}
         self.samples_scored = 0
         self.anomalies_found = 0
+        self.dirty = False  # changed since the last checkpoint or restore
+
+    # --- per-series arrays -----------------------------------------------------------------------
+    _FIELDS = (("_kind", np.int8, UNKNOWN), ("_svc", np.int32, -1), ("_met", np.int32, -1),
+               ("_last_t", np.int64, NO_TIME), ("_prev_v", np.float64, np.nan),
+               ("_last_record", np.int64, NO_TIME), ("_last_alarm", np.int64, NO_TIME),
+               ("_score", np.float64, np.nan))
+    _SAVED = ("_last_t", "_prev_v", "_last_record", "_last_alarm", "_score")
 
     def _grow(self, n: int) -> None:
-        if n > len(self._kind):
-            grow = n - len(self._kind)
-            self._kind = np.concatenate([self._kind, np.zeros(grow, np.int8)])
-            self._last_alert_ms = np.concatenate([self._last_alert_ms, np.full(grow, np.iinfo(np.int64).min // 2)])
-            self.detector.ensure_slots(n)
+        if n <= len(self._kind):
+            self._n = max(self._n, n)
+            return
+        size = max(n, len(self._kind) * 3 // 2)
+        for name, dtype, fill in self._FIELDS:
+            old = getattr(self, name)
+            new = np.full(size, fill, dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        self._n = max(self._n, n)
+        self.detector.ensure_slots(n)
+
+    def _code(self, table: list[str], codes: dict[str, int], value: str) -> int:
+        c = codes.get(value)
+        if c is None:
+            c = codes[value] = len(table)
+            table.append(value)
+        return c
+
+    def _describe(self, sid: int, metric: str, labels: dict[str, str]) -> None:
+        """Once per series lifetime: what kind of series it is and the labels /metrics shows for it."""
+        counter = metric.endswith(COUNTER_SUFFIXES)
+        self._kind[sid] = IGNORED if metric.endswith(IGNORED_SUFFIXES) else COUNTER if counter else GAUGE
+        self._met[sid] = self._code(self._metrics, self._metric_code, metric)
+        self._svc[sid] = self._code(self._services, self._service_code, service_of(labels) or "")
 
     def _classify(self, ids: np.ndarray, batch: SeriesBatch) -> None:
-        for i in np.flatnonzero(self._kind[ids] == 0):  # once per series lifetime
-            metric = batch.metrics[int(i)]
-            self._kind[ids[i]] = 2 if metric.endswith(COUNTER_SUFFIXES) else 1
+        for i in np.flatnonzero(self._kind[ids] == UNKNOWN):  # once per series lifetime
+            self._describe(int(ids[i]), batch.metrics[int(i)], batch.labels[int(i)])
 
+    # --- scoring ---------------------------------------------------------------------------------
     def process(self, batch: SeriesBatch, series_ids: np.ndarray, now_ms: int) -> None:
         ids = np.asarray(series_ids, np.int64)
         if batch.n_samples == 0 or len(ids) == 0:
             return
-        self._grow(int(ids.max()) + 1)
-        self._classify(ids, batch)
-        counts = batch.counts()
-        slot = np.repeat(ids, counts)
-        keep = (self._kind[slot] == 1) & np.isfinite(batch.values)
-        if not keep.any():
-            return
-        rank = np.arange(batch.n_samples) - np.repeat(batch.offsets[:-1], counts)
-        idx = np.flatnonzero(keep)
-        idx = idx[np.argsort(rank[idx], kind="stable")]
-        bounds = np.flatnonzero(np.diff(rank[idx])) + 1
-        found: list[dict[str, Any]] = []
-        det, cfg = self.detector, self.config
-        for part in np.split(idx, bounds):  # one detector update per sample rank: each slot once per call
-            s, x, t = slot[part], batch.values[part], batch.ts_ms[part]
-            mean = det.mean[s].copy()
-            std = np.sqrt(det.var[s]) + det.config.abs_floor + det.config.rel_floor * np.abs(mean)
-            scores = det.update(s, x)
-            hit = (scores >= cfg.threshold) & (t - self._last_alert_ms[s] >= int(cfg.cooldown_s * 1000))
-            for j in np.flatnonzero(hit):
-                found.append(self._record(int(s[j]), int(t[j]), float(x[j]), float(scores[j]), float(mean[j]),
-                                          float(std[j])))
-            self._last_alert_ms[s[hit]] = t[hit]
-        self.samples_scored += len(idx)
+        with self._lock:
+            found = self._process(batch, ids)
         if found:
-            self.anomalies_found += len(found)
             self.sink(found)
 
-    def _record(self, sid: int, ts_ms: int, observed: float, score: float, mean: float, std: float) -> dict[str, Any]:
+    def _process(self, batch: SeriesBatch, ids: np.ndarray) -> list[dict[str, Any]]:
+        self._grow(int(ids.max()) + 1)
+        self._classify(ids, batch)
+        slot = np.repeat(ids, batch.counts())
+        kind = self._kind[slot]
+        idx = np.flatnonzero(((kind == GAUGE) | (kind == COUNTER)) & np.isfinite(batch.values))
+        if len(idx) == 0:
+            return []
+        # Samples by series, then time; drop those not after the series' last taken sample.
+        idx = idx[np.lexsort((batch.ts_ms[idx], slot[idx]))]
+        s, t, v = slot[idx], batch.ts_ms[idx], batch.values[idx]
+        first = np.ones(len(s), bool)
+        first[1:] = s[1:] != s[:-1]
+        before = np.maximum(self._last_t[s], np.where(first, NO_TIME, np.concatenate([[NO_TIME], t[:-1]])))
+        new = t > before
+        if not new.all():
+            s, t, v = s[new], t[new], v[new]
+            if len(s) == 0:
+                return []
+            first = np.ones(len(s), bool)
+            first[1:] = s[1:] != s[:-1]
+        last = np.ones(len(s), bool)
+        last[:-1] = s[:-1] != s[1:]
+        counter = self._kind[s] == COUNTER
+        x, t_prev = v, self._last_t[s]
+        if counter.any():
+            prev_v = np.where(first, self._prev_v[s], np.concatenate([[np.nan], v[:-1]]))
+            t_prev = np.where(first, t_prev, np.concatenate([[NO_TIME], t[:-1]]))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rate = (v - prev_v) / ((t - t_prev) / 1000.0)
+            ok = ~counter | ((v >= prev_v) & np.isfinite(rate))  # NaN prev (none yet) compares False
+            x = np.where(counter, rate, v)
+            cl = counter & last
+            self._prev_v[s[cl]] = v[cl]
+        else:
+            ok = np.ones(len(s), bool)
+        self._last_t[s[last]] = t[last]
+        self.dirty = True
+        if not ok.all():
+            s, t, x = s[ok], t[ok], x[ok]
+            if len(s) == 0:
+                return []
+            first = np.ones(len(s), bool)
+            first[1:] = s[1:] != s[:-1]
+        # One detector update per rank (k-th sample of its series in this batch): each slot once per call.
+        starts = np.flatnonzero(first)
+        rank = np.arange(len(s)) - np.repeat(starts, np.diff(np.append(starts, len(s))))
+        found: list[dict[str, Any]] = []
+        if len(starts) == len(s):
+            found += self._score_group(s, t, x)
+        else:
+            order = np.argsort(rank, kind="stable")
+            bounds = np.flatnonzero(np.diff(rank[order])) + 1
+            for part in np.split(order, bounds):
+                found += self._score_group(s[part], t[part], x[part])
+        self.samples_scored += len(s)
+        self.anomalies_found += len(found)
+        return found
+
+    def _score_group(self, s: np.ndarray, t: np.ndarray, x: np.ndarray) -> list[dict[str, Any]]:
+        res = self.detector.update(s, x, t / 1000.0)
+        self._score[s] = res.score
+        alarm = res.alarm
+        if not alarm.any():
+            return []
+        self._last_alarm[s[alarm]] = t[alarm]
+        hit = alarm & (t - self._last_record[s] >= int(self.config.cooldown_s * 1000))
+        self._last_record[s[hit]] = t[hit]
+        return [self._record(res, int(j), int(s[j]), int(t[j]), float(x[j])) for j in np.flatnonzero(hit)]
+
+    def _record(self, res: EnsembleResult, j: int, sid: int, ts_ms: int, observed: float) -> dict[str, Any]:
         info = self.series.get_series(sid)
-        cfg = self.config
-        lo, hi = mean - cfg.band_sigmas * std, mean + cfg.band_sigmas * std
-        z = (observed - mean) / std if std > 0 else 0.0
-        service = info.labels.get("service") or info.labels.get("job") or info.labels.get("host")
+        det, cfg = self.detector, self.config
+        score = float(res.score[j])
+        lo, hi = (float(v) for v in res.expected[j])
+        votes = res.votes[j]
+        order = [int(i) for i in np.argsort(-votes, kind="stable") if votes[i] >= det.config.vote]
+        names = [det.names[i] for i in order]
+        service = service_of(info.labels)
         where = f" of {service}" if service else ""
-        direction = "above" if observed > hi else "below" if observed < lo else "at the edge of"
+        rate = " (per-second rate)" if self._kind[sid] == COUNTER else ""
+        direction = "above" if observed > hi else "below" if observed < lo else "inside"
+        if names:
+            agree = ", ".join(f"{det.names[i]} ({det.analyzers[i].reason})" for i in order)
+            why = f"{len(names)} of {len(det.names)} analyzers agree: {agree}"
+        else:
+            why = f"no analyzer reached the vote level {det.config.vote:g} (consensus score {score:.4f})"
         return {
             "time": ts_ms / 1000, "series_id": sid, "service": service, "metric": info.metric,
             "labels": dict(info.labels), "score": score,
             "severity": "critical" if score >= cfg.critical else "warning",
-            "expected": [lo, hi], "observed": observed, "detectors": [self.detector.name],
-            "explanation": (f"{info.metric}{where} was {observed:.4g}, {direction} its usual range "
-                            f"{lo:.4g} to {hi:.4g} ({z:+.1f} standard deviations); score {score:.4f} says "
-                            "this is unusual for this series"),
+            "expected": [lo, hi], "observed": observed, "detectors": names,
+            "explanation": (f"{info.metric}{rate}{where} was {_fmt(observed)}, {direction} its usual range "
+                            f"{_fmt(lo)} to {_fmt(hi)}; {why}"),
         }
+
+    # --- what /metrics shows ---------------------------------------------------------------------
+    def snapshot(self, now_ms: int) -> AnomalySnapshot:
+        with self._lock:
+            n = self._n
+            sl = np.flatnonzero(np.isfinite(self._score[:n]))
+            for sid in sl[self._svc[sl] < 0]:  # restored from a checkpoint, not seen since
+                try:
+                    info = self.series.get_series(int(sid))
+                except Exception:
+                    continue
+                self._describe(int(sid), info.metric, info.labels)
+            sl = sl[self._svc[sl] >= 0]
+            svc, met, score = self._svc[sl], self._met[sl], self._score[sl].copy()
+            recent = self._last_alarm[sl] >= now_ms - int(self.config.cooldown_s * 1000)
+            services, metrics = list(self._services), list(self._metrics)
+        total = np.bincount(svc, minlength=len(services))
+        alarmed = np.bincount(svc, weights=recent.astype(np.float64), minlength=len(services))
+        rate = {services[i]: float(alarmed[i] / total[i]) for i in np.flatnonzero(total)}
+        return AnomalySnapshot(sl, [metrics[c] for c in met], [services[c] for c in svc], score, rate)
+
+    # --- checkpoint ------------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        """What a checkpoint must match to be loaded: the format, the analyzers and their configuration."""
+        return {"format": CHECKPOINT_FORMAT, "names": list(self.detector.names),
+                "config": json.loads(json.dumps(asdict(self.detector.config)))}
+
+    def checkpoint(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """A consistent copy of the state: (arrays, JSON-able metadata). Clears ``dirty``."""
+        with self._lock:
+            arrays, rest = _flatten(self.detector.state(), "detector")
+            for name in self._SAVED:
+                arrays[f"stage.{name.lstrip('_')}"] = getattr(self, name)[: self._n].copy()
+            counts = {"samples_scored": self.samples_scored, "anomalies_found": self.anomalies_found}
+            self.dirty = False
+        return arrays, {**self.meta(), "detector": rest, "counts": counts}
+
+    def restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bool:
+        """Load a checkpoint if it is compatible (same format, analyzers and configuration). Returns whether
+        it was loaded; an incompatible one is logged and ignored, and the stage starts fresh."""
+        mine = self.meta()
+        diff = [k for k in ("format", "names", "config") if meta.get(k) != mine[k]]
+        if diff:
+            log.warning("detector checkpoint ignored: its %s differ from the running configuration; "
+                        "every series warms up again", " and ".join(diff))
+            return False
+        try:
+            state = _unflatten(arrays, "detector", meta["detector"])
+            det = EnsembleDetector.from_state(state)
+            n = len(arrays["stage.last_t"])
+            loaded = {name: np.asarray(arrays[f"stage.{name.lstrip('_')}"]) for name in self._SAVED}
+        except (KeyError, ValueError, TypeError) as exc:
+            log.warning("detector checkpoint ignored: unreadable (%s); every series warms up again", exc)
+            return False
+        with self._lock:
+            self.detector = det
+            for name, dtype, _ in self._FIELDS:
+                setattr(self, name, np.zeros(0, dtype))
+            self._n = 0
+            self._grow(n)
+            for name, arr in loaded.items():
+                getattr(self, name)[:n] = arr
+            counts = meta.get("counts", {})
+            self.samples_scored = int(counts.get("samples_scored", 0))
+            self.anomalies_found = int(counts.get("anomalies_found", 0))
+            self.dirty = False
+        return True
+
+
+def _flatten(tree: dict[str, Any], prefix: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays of a nested dict under dotted keys, and the rest of the tree (JSON-able) without them."""
+    arrays: dict[str, np.ndarray] = {}
+    rest: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}.{k}"
+        if isinstance(v, np.ndarray):
+            arrays[key] = v
+        elif isinstance(v, dict):
+            a, r = _flatten(v, key)
+            arrays.update(a)
+            rest[k] = r
+        else:
+            rest[k] = v
+    return arrays, rest
+
+
+def _unflatten(arrays: dict[str, np.ndarray], prefix: str, rest: dict[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = json.loads(json.dumps(rest))
+    for key, arr in arrays.items():
+        if not key.startswith(prefix + "."):
+            continue
+        *path, leaf = key[len(prefix) + 1:].split(".")
+        node = tree
+        for p in path:
+            node = node.setdefault(p, {})
+        node[leaf] = arr
+    return tree
+
+
+def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write arrays and metadata as one ``.npz`` atomically: a temporary file, fsynced, renamed over
+    ``path``. A crash leaves the previous checkpoint or the new one, never a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            entries: dict[str, Any] = {"__meta__": blob, **arrays}
+            np.savez(f, **entries)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """(arrays, metadata) of a checkpoint, or None when there is none or it cannot be read (logged)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+    except Exception as exc:
+        log.warning("detector checkpoint %s unreadable (%s); starting fresh", path, exc)
+        return None
+    return arrays, meta
 
 
 class AnomalyLog:
