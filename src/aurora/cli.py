@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -98,11 +99,18 @@ def _serve(cfg: AuroraConfig, banner: str, opened: tuple[Aurora, str | None] | N
         print(created, flush=True)
     elif not cfg.server.admin_token:
         console.print(f"Admin token: see {cfg.storage.data_dir / 'admin.token'}")
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that kills the process
+    # before `finally` runs, so chunks would not be flushed. Raising SystemExit instead lets close() run.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         uvicorn.run(create_app(aurora), host=cfg.server.host, port=cfg.server.port, log_level="warning",
                     access_log=False)
     finally:
         aurora.close()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @app.command()
