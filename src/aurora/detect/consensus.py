@@ -5,8 +5,11 @@
   neither raise an alarm alone (k >= 2) nor block one (k < n).
 * Adaptive threshold: a series that keeps alarming has its threshold raised in proportion to how far its
   recent alarm rate exceeds the target rate, so a chronically noisy series quiets down by itself.
-* Flap suppression: after an alarm the series stays quiet for ``hold`` samples, and the score it reports
-  meanwhile is damped, so one anomaly reads as one event and not as a burst.
+* Flap suppression: after an alarm the series stays quiet for ``hold`` samples, so one anomaly raises one
+  alarm and not a burst.
+* Reported score: the score a series shows (on /metrics, to NAB) reads one anomaly as one event too: once
+  it reaches ``report_level`` the scores of the next ``hold`` samples are damped. This hold is separate
+  from the alarm's, so a weak early sign never blocks the alarm that follows it.
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ def quorum(scores: np.ndarray, k: int, support: float = 1.0) -> np.ndarray:
     """
     n = scores.shape[1]
     k = min(max(k, 1), n)
-    part = np.partition(scores, (n - k, n - 1), axis=1)
-    return np.minimum(part[:, n - 1], 1.0 - (1.0 - part[:, n - k]) * support)
+    ranked = np.sort(scores, axis=1)  # cheaper than np.partition for a handful of columns
+    return np.minimum(ranked[:, n - 1], 1.0 - (1.0 - ranked[:, n - k]) * support)
 
 
 @dataclass(frozen=True)
 class GateConfig:
     threshold: float = 0.97  # base alarm threshold on the consensus score
     hold: int = 100  # samples of silence after an alarm
-    damping: float = 0.5  # reported score = score * damping while held
+    damping: float = 0.5  # reported score = score * damping while its hold lasts
+    report_level: float = 0.9  # a reported score this high starts the reported score's hold
     target_rate: float = 1e-3  # alarms per sample a series may raise before its threshold rises
     rate_alpha: float = 1e-3  # memory of the alarm rate (~1000 samples)
 
@@ -43,7 +47,7 @@ class GateConfig:
 class AlarmGate:
     def __init__(self, config: GateConfig | None = None) -> None:
         self.config = config or GateConfig()
-        self.s = SlotArrays((Field("quiet", np.int64), Field("rate")))
+        self.s = SlotArrays((Field("quiet", np.int32), Field("echo", np.int32), Field("rate")))
 
     def ensure_slots(self, n: int) -> None:
         self.s.ensure(n)
@@ -63,7 +67,10 @@ class AlarmGate:
         quiet = st.quiet[slots]
         held = quiet > 0
         alarm = (score >= thr) & ~held
-        reported = np.where(held, score * c.damping, score)
+        echo = st.echo[slots]
+        echoing = echo > 0
+        reported = np.where(echoing, score * c.damping, score)
+        st.echo[slots] = np.where(~echoing & (score >= c.report_level), c.hold, np.maximum(echo - 1, 0))
         st.quiet[slots] = np.where(alarm, c.hold, np.maximum(quiet - 1, 0))
         st.rate[slots] = (1 - c.rate_alpha) * st.rate[slots] + c.rate_alpha * alarm
         return alarm, reported, thr

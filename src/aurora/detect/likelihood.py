@@ -16,6 +16,9 @@ from scipy.special import log_ndtr
 
 from aurora.detect.slots import Field, SlotArrays
 
+_LOG_Q1 = float(log_ndtr(-1.0))
+_MAX_Z = 1e30  # keeps a surprise finite in float32  # log of the Gaussian upper tail at one standard deviation
+
 
 @dataclass(frozen=True)
 class LikelihoodConfig:
@@ -36,10 +39,12 @@ class Likelihood:
         self.config = config or LikelihoodConfig()
         self.s = SlotArrays((
             Field("n", np.int32, (n_analyzers,)),
-            Field("short", np.float64, (n_analyzers,)),
-            Field("mean", np.float64, (n_analyzers,)),
-            Field("var", np.float64, (n_analyzers,)),
-            Field("record", np.float64, (n_analyzers,)),
+            # float32: a (slots x analyzers) block is the largest state the detector has and the most
+            # traffic per batch; seven significant digits are plenty for a running mean of surprises.
+            Field("short", np.float32, (n_analyzers,)),
+            Field("mean", np.float32, (n_analyzers,)),
+            Field("var", np.float32, (n_analyzers,)),
+            Field("record", np.float32, (n_analyzers,)),
         ))
         h = self.config.novelty_halflife
         self._decay = 0.5 ** (1.0 / h) if h > 0 else 0.0
@@ -53,29 +58,54 @@ class Likelihood:
     def update(self, slots: np.ndarray, z: np.ndarray, ready: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``z``, ``ready``: (samples, analyzers). Returns (log tail probability, score in [0, 1])."""
         c, st = self.config, self.s
-        n = st.n[slots].astype(np.int64)
-        first = n == 0
-        short = np.where(first, z, (1 - c.short_alpha) * st.short[slots] + c.short_alpha * z)
+        z = np.minimum(z, _MAX_Z).astype(np.float32)
+        n = st.n[slots]
+        if c.short_alpha == 1.0:
+            short = z
+        else:
+            short = np.where(n == 0, z, (1 - c.short_alpha) * st.short[slots] + c.short_alpha * z)
         mean = st.mean[slots]
         var = st.var[slots]
-        std = np.sqrt(var) + c.min_std
-        log_p = log_ndtr(-(short - mean) / std)
         counts = ready & (n >= c.warmup)
-        log_p = np.where(counts, log_p, 0.0)
-        score = np.where(counts, -np.expm1(log_p / c.tail_scale), 0.0)
-        if c.novelty_halflife > 0:
-            record = st.record[slots] * self._decay
-            novel = np.clip(short / (record + 1e-12), 0.0, 1.0)
-            score = score * novel
-            st.record[slots] = np.where(ready, np.maximum(record, short), st.record[slots])
+        # After warm-up every track counts and learns: skip the masks (the common case, and the hot path).
+        steady = bool(counts.all())
 
-        a = np.maximum(c.long_alpha, 1.0 / (n + 1))
+        # The tail probability only matters beyond one spread above the usual surprise: below that every
+        # sample gets the same floor (p = Q(1)), so log_ndtr and expm1, the costliest steps, run on the tail.
+        w = (short - mean) / (np.sqrt(var) + np.float32(c.min_std))
+        tail = w > 1.0 if steady else counts & (w > 1.0)
+        log_p = np.full(w.shape, _LOG_Q1)
+        log_p[tail] = log_ndtr(-w[tail])
+        score = np.full(w.shape, -np.expm1(_LOG_Q1 / c.tail_scale))
+        score[tail] = -np.expm1(log_p[tail] / c.tail_scale)
+        if not steady:
+            log_p[~counts] = 0.0
+            score[~counts] = 0.0
+        if c.novelty_halflife > 0:
+            record = st.record[slots] * np.float32(self._decay)
+            score *= np.minimum(short / (record + np.float32(1e-12)), 1.0)
+            new_record = np.maximum(record, short)
+            st.record[slots] = new_record if steady else np.where(ready, new_record, st.record[slots])
+
+        # Warm-up learns at 1/(n+1) (a plain average); once every track is past 1/long_alpha samples the
+        # rate is the constant long_alpha.
+        settled = steady and int(n.min()) + 1 >= 1.0 / c.long_alpha
+        a = np.float32(c.long_alpha) if settled else np.maximum(c.long_alpha, 1.0 / (n + 1)).astype(np.float32)
         d = short - mean
-        learn = ready  # surprises of a warming-up analyzer are meaningless zeros: do not learn them
-        st.mean[slots] = np.where(learn, mean + a * d, mean)
-        st.var[slots] = np.where(learn, np.where(first, 0.0, (1 - a) * (var + a * d * d)), var)
-        st.short[slots] = np.where(learn, short, st.short[slots])
-        st.n[slots] = np.where(learn, np.minimum(n + 1, np.iinfo(np.int32).max), n)
+        new_mean = mean + a * d
+        new_var = (1 - a) * (var + a * d * d)
+        if steady:
+            st.mean[slots], st.var[slots] = new_mean, new_var
+            if c.short_alpha != 1.0:
+                st.short[slots] = short
+            st.n[slots] = n + 1
+        else:
+            learn = ready  # surprises of a warming-up analyzer are meaningless zeros: do not learn them
+            st.mean[slots] = np.where(learn, new_mean, mean)
+            st.var[slots] = np.where(learn, np.where(n == 0, 0.0, new_var), var)
+            if c.short_alpha != 1.0:
+                st.short[slots] = np.where(learn, short, st.short[slots])
+            st.n[slots] = np.where(learn, n + 1, n)
         return log_p, np.clip(score, 0.0, 1.0)
 
     def state(self) -> dict[str, np.ndarray]:

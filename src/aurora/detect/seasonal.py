@@ -57,6 +57,8 @@ class SeasonalAnalyzer:
     def update(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray) -> Surprise:
         c, st = self.config, self.s
         b = bucket_of(t)
+        if isinstance(slots, slice):  # paired (slot, bucket) indexing needs the slot indices themselves
+            slots = np.arange(slots.start, slots.stop)
         n = st.n[slots, b].astype(np.int64)
         first = n == 0
         centre = np.where(first, x, st.centre[slots, b].astype(np.float64))
