@@ -159,12 +159,33 @@ def demo(
         log.info("demo schedule finished")
 
     aurora.add_background(fleet)
+    aurora.add_background(lambda: _print_anomalies(aurora))
     token_path = cfg.storage.data_dir / "admin.token"
     console.print("Demo: the simulated shop fleet (gateway, web, catalog, cart, checkout, payment, inventory, "
                   "postgres, redis, queue, worker, recommender) streams into Aurora. Try:\n"
                   f"  curl -H \"Authorization: Bearer $(cat {token_path})\" "
                   f"'http://{cfg.server.host}:{cfg.server.port}/api/v1/query?query=http_request_error_ratio'")
     _serve(cfg, "demo", (aurora, created))
+
+
+async def _print_anomalies(aurora: Aurora, per_service_s: float = 300.0) -> None:
+    """The demo's console feed: each anomaly with its explanation, one line per service per 5 min."""
+    import datetime as dt
+
+    queue = aurora.bus.subscribe()
+    last: dict[str, float] = {}
+    while True:
+        msg = await queue.get()
+        if msg["event"] != "anomaly":
+            continue
+        a = msg["data"]
+        service = a.get("service") or "-"
+        if a["time"] - last.get(service, float("-inf")) < per_service_s:
+            continue
+        last[service] = a["time"]
+        when = dt.datetime.fromtimestamp(a["time"], dt.UTC).strftime("%H:%M:%S")
+        colour = "red" if a["severity"] == "critical" else "yellow"
+        console.print(f"[{colour}]anomaly[/{colour}] {when} {a['explanation']}", highlight=False)
 
 
 @app.command("check-config")
