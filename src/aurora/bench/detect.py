@@ -126,11 +126,7 @@ def available_detectors() -> dict[str, Callable[[Sequence[NabFile], Progress | N
     from aurora.bench.peers import PEERS
 
     runners: dict[str, Callable[[Sequence[NabFile], Progress | None], list[np.ndarray]]] = {"aurora": run_aurora}
-    # The default ensemble with the alarm gate at 0.9 instead of 0.97: more holds start, so NAB's
-    # threshold sees fewer repeats (better NAB score), at the price of ~5x the false alarms live.
     full = EnsembleConfig()
-    sensitive = replace(full, gate=replace(full.gate, threshold=0.9))
-    runners["aurora-sensitive"] = lambda files, prog: run_aurora(files, prog, sensitive)
     # Ablations: the default ensemble without one analyzer, to show what each one adds.
     for drop in full.analyzers:
         cfg = replace(full, analyzers=tuple(a for a in full.analyzers if a != drop))

@@ -36,7 +36,7 @@ def quorum(scores: np.ndarray, k: int, support: float = 1.0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class GateConfig:
-    threshold: float = 0.97  # base alarm threshold on the consensus score
+    threshold: float = 0.999  # base alarm threshold on the consensus score
     hold: int = 100  # samples of silence after an alarm
     damping: float = 0.5  # reported score = score * damping while its hold lasts
     report_level: float = 0.9  # a reported score this high starts the reported score's hold
