@@ -71,6 +71,11 @@ class Aurora:
             self._load_detector()
             self.metrics.watch_anomaly_scores(lambda: stage.snapshot(self.clock.now_ms()))
             stages.append(stage)
+            if d.homology.enabled:
+                from aurora.detect.homology_stage import HomologyStage  # ripser loads only when asked for
+
+                stages.append(HomologyStage(self.tsdb, self._record_anomalies,
+                                            eval_every_s=d.homology.eval_every_s, max_metrics=d.homology.max_metrics))
         self.pipeline = Pipeline(stages)
         self.counters: dict[str, int] = {"samples": 0, "requests": 0, "rejected": 0, "events": 0, "alerts": 0}
         self._collectors: list[Any] = []

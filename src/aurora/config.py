@@ -85,6 +85,16 @@ class HostAgentConfig(Section):
     top_processes: int = Field(5, ge=0, le=50)
 
 
+class HomologySettings(Section):
+    """The multivariate persistent-homology analyzer per service (``aurora.detect.homology``)."""
+
+    enabled: bool = Field(False, description=(
+        "evaluate each service's metrics as a point cloud; off by default: on the simulated fleet it caught "
+        "nothing the univariate ensemble missed"))
+    eval_every_s: float = Field(300, gt=0, description="event time between two evaluations of a service")
+    max_metrics: int = Field(12, ge=2, le=64, description="gauges per service in the point cloud (bounds cost)")
+
+
 class DetectionSettings(Section):
     """Live scoring of every stored sample by the ensemble detector (``aurora.detect.ensemble``).
 
@@ -107,6 +117,7 @@ class DetectionSettings(Section):
         "aurora_anomaly_rate"))
     critical: float = Field(0.9999, gt=0, le=1, description=(
         "consensus score from which an anomaly is critical rather than a warning"))
+    homology: HomologySettings = Field(default_factory=HomologySettings)
     checkpoint_s: float = Field(300, ge=0, description=(
         "save the detector's state to the data dir this often (wall time) and on shutdown, so a restart "
         "does not warm every series up again; 0: on shutdown only"))

@@ -68,3 +68,24 @@ def test_run_live_backfills_then_feeds_in_time(aurora: Aurora) -> None:
     assert gt["root_cause_service"] == "payment" and gt["fix"] == "failover"
     assert gt["onset"] == pytest.approx(runner.pace_from + 60)
     assert runner.fleet.start == pytest.approx(runner.pace_from - 900)
+
+
+def test_homology_stage_runs_live_when_enabled(tmp_path: Path) -> None:
+    """detection.homology.enabled wires the stage into the pipeline; it evaluates every service's gauges
+    from the real store's window on its event-time cadence."""
+    from aurora.detect.homology_stage import HomologyStage
+
+    cfg = load_config(None, {"AURORA_DATA_DIR": str(tmp_path), "AURORA_CLOCK": "data",
+                             "AURORA_HOST_AGENT__ENABLED": "false", "AURORA_DETECTION__HOMOLOGY__ENABLED": "true"})
+    a = Aurora(cfg)
+    a.open()
+    try:
+        stage = next(s for s in a.pipeline.stages if isinstance(s, HomologyStage))
+        fleet = Fleet(seed=5, faults=SHORT.at(DEFAULT_START))
+        sink, event_sink = inprocess_sinks(a)
+        SimRunner(fleet, DEFAULT_START + 3600, sink, event_sink, chunk_steps=20, progress=False).run()
+        # an hour at 15 s: windows of 60 samples are full after 15 min, then one evaluation per 5 min
+        assert stage.evaluations >= 8 * len(stage._columns) > 0
+        assert all(len(cols) >= 2 for cols in stage._columns.values())
+    finally:
+        a.close()
