@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import fields
+from typing import Any
 
 import numpy as np
 import pytest
@@ -154,3 +155,28 @@ def test_steps_and_spikes_alarm_but_a_daily_cycle_does_not() -> None:
     assert np.flatnonzero(res[4].alarm).tolist() == [at]
     alarms = np.flatnonzero(res[5].alarm)
     assert len(alarms) and at <= alarms[0] < at + 6 and (alarms >= at).all()
+
+
+def test_likelihood_columns_are_independent_and_a_dead_analyzer_is_left_alone() -> None:
+    """A column whose analyzer is not ready anywhere (the seasonal one in its first day) takes the fast path
+    with the others: its outputs are 0 and its state untouched, and the live columns score exactly as a
+    likelihood over them alone would."""
+    from aurora.detect.likelihood import Likelihood
+
+    rng = np.random.default_rng(0)
+    m = 300
+    three, two = Likelihood(3), Likelihood(2)
+    three.ensure_slots(m)
+    two.ensure_slots(m)
+    for k in range(400):
+        z = np.abs(rng.normal(size=(m, 3))) * (1 + 6 * (k % 97 == 0))
+        ready = np.ones((m, 3), bool)
+        ready[:, 1] = k >= 350  # the middle analyzer wakes up late, for every series at once
+        before = {f: a[:, 1].copy() for f, a in three.s.arrays.items()}
+        slots: Any = [slice(0, m), np.arange(m), np.arange(m)[::-1].copy()][k % 3]  # slices and index arrays
+        lp3, s3 = three.update(slots, z, ready)
+        lp2, s2 = two.update(slots, z[:, [0, 2]], ready[:, [0, 2]])
+        assert np.array_equal(lp3[:, [0, 2]], lp2) and np.array_equal(s3[:, [0, 2]], s2)
+        if k < 350:
+            assert not s3[:, 1].any()
+            assert all(np.array_equal(three.s.arrays[f][:, 1], before[f]) for f in before)

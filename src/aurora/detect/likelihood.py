@@ -68,7 +68,12 @@ class Likelihood:
         var = st.var[slots]
         counts = ready & (n >= c.warmup)
         # After warm-up every track counts and learns: skip the masks (the common case, and the hot path).
-        steady = bool(counts.all())
+        # An analyzer that is not ready for any sample of the batch (the seasonal one in its first day) does
+        # not spoil that: its column is computed like the others, then its outputs and state are put back.
+        dead: np.ndarray = np.logical_not(ready.any(axis=0))
+        live: np.ndarray = np.logical_not(dead)
+        steady = bool(live.any()) and bool(counts[:, live].all())
+        saved = self._save_columns(slots, dead) if steady and dead.any() else None
 
         # The tail probability only matters beyond one spread above the usual surprise: below that every
         # sample gets the same floor (p = Q(1)), so log_ndtr and expm1, the costliest steps, run on the tail.
@@ -81,6 +86,9 @@ class Likelihood:
         if not steady:
             log_p[~counts] = 0.0
             score[~counts] = 0.0
+        elif saved is not None:
+            log_p[:, dead] = 0.0
+            score[:, dead] = 0.0
         if c.novelty_halflife > 0:
             record = st.record[slots] * np.float32(self._decay)
             score *= np.minimum(short / (record + np.float32(1e-12)), 1.0)
@@ -89,7 +97,7 @@ class Likelihood:
 
         # Warm-up learns at 1/(n+1) (a plain average); once every track is past 1/long_alpha samples the
         # rate is the constant long_alpha.
-        settled = steady and int(n.min()) + 1 >= 1.0 / c.long_alpha
+        settled = steady and int(n[:, live].min()) + 1 >= 1.0 / c.long_alpha
         a = np.float32(c.long_alpha) if settled else np.maximum(c.long_alpha, 1.0 / (n + 1)).astype(np.float32)
         d = short - mean
         new_mean = mean + a * d
@@ -106,7 +114,18 @@ class Likelihood:
             if c.short_alpha != 1.0:
                 st.short[slots] = np.where(learn, short, st.short[slots])
             st.n[slots] = np.where(learn, n + 1, n)
+        if saved is not None:
+            self._restore_columns(slots, dead, saved)
         return log_p, np.clip(score, 0.0, 1.0)
+
+    def _save_columns(self, slots: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v[slots][:, cols] for k, v in self.s.arrays.items()}  # boolean column index: copies
+
+    def _restore_columns(self, slots: np.ndarray, cols: np.ndarray, saved: dict[str, np.ndarray]) -> None:
+        idx = np.flatnonzero(cols)
+        rows = slots if isinstance(slots, slice) else slots[:, None]
+        for k, v in saved.items():
+            self.s.arrays[k][rows, idx] = v
 
     def state(self) -> dict[str, np.ndarray]:
         return self.s.state()
