@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aurora.detect.analyzer import Surprise, huber, spread_floor
-from aurora.detect.slots import Field, SlotArrays
+from aurora.detect.slots import Field, SlotArrays, SlotState
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ChangePointConfig:
     warmup: int = 50
 
 
-class ChangePointAnalyzer:
+class ChangePointAnalyzer(SlotState):
     name = "changepoint"
     reason = "has shifted and stayed shifted (CUSUM change point)"
 
@@ -35,12 +35,6 @@ class ChangePointAnalyzer:
         self.config = config or ChangePointConfig()
         self.s = SlotArrays((Field("n", np.int64), Field("ref"), Field("var"), Field("fast"),
                              Field("pos"), Field("neg")))
-
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
 
     def update(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray) -> Surprise:
         c, st = self.config, self.s
@@ -68,9 +62,3 @@ class ChangePointAnalyzer:
         st.fast[slots] = fast
         st.n[slots] = n + 1
         return Surprise(z, ref, spread, ready)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aurora.detect.slots import Field, SlotArrays
+from aurora.detect.slots import Field, SlotArrays, SlotState
 
 
 def quorum(scores: np.ndarray, k: int, support: float = 1.0) -> np.ndarray:
@@ -44,16 +44,10 @@ class GateConfig:
     rate_alpha: float = 1e-3  # memory of the alarm rate (~1000 samples)
 
 
-class AlarmGate:
+class AlarmGate(SlotState):
     def __init__(self, config: GateConfig | None = None) -> None:
         self.config = config or GateConfig()
         self.s = SlotArrays((Field("quiet", np.int32), Field("echo", np.int32), Field("rate")))
-
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
 
     def threshold(self, slots: np.ndarray) -> np.ndarray:
         c = self.config
@@ -74,9 +68,3 @@ class AlarmGate:
         st.quiet[slots] = np.where(alarm, c.hold, np.maximum(quiet - 1, 0))
         st.rate[slots] = (1 - c.rate_alpha) * st.rate[slots] + c.rate_alpha * alarm
         return alarm, reported, thr
-
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aurora.detect.analyzer import Surprise, huber, spread_floor
-from aurora.detect.slots import Field, SlotArrays
+from aurora.detect.slots import Field, SlotArrays, SlotState
 
 
 @dataclass(frozen=True)
@@ -25,19 +25,13 @@ class LevelConfig:
     warmup: int = 30
 
 
-class LevelAnalyzer:
+class LevelAnalyzer(SlotState):
     name = "level"
     reason = "left the level its recent trend predicted"
 
     def __init__(self, config: LevelConfig | None = None) -> None:
         self.config = config or LevelConfig()
         self.s = SlotArrays((Field("n", np.int64), Field("level"), Field("trend"), Field("var")))
-
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
 
     def update(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray) -> Surprise:
         c, st = self.config, self.s
@@ -60,9 +54,3 @@ class LevelAnalyzer:
         st.var[slots] = np.where(first, 0.0, (1 - va) * var + va * e * e)
         st.n[slots] = n + 1
         return Surprise(z, forecast, spread, ready)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aurora.detect.likelihood_kernel import update_tracks
-from aurora.detect.slots import Field, SlotArrays
+from aurora.detect.slots import Field, SlotArrays, SlotState
 
 _MAX_Z = 1e30  # keeps a surprise finite in float32
 
@@ -34,7 +34,7 @@ class LikelihoodConfig:
     novelty_halflife: float = 5000.0
 
 
-class Likelihood:
+class Likelihood(SlotState):
     """One likelihood track per (slot, analyzer)."""
 
     def __init__(self, n_analyzers: int, config: LikelihoodConfig | None = None) -> None:
@@ -51,12 +51,6 @@ class Likelihood:
         h = self.config.novelty_halflife
         self._decay = 0.5 ** (1.0 / h) if h > 0 else 0.0
 
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
-
     def update(self, slots: np.ndarray, z: np.ndarray, ready: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``z``, ``ready``: (samples, analyzers). Returns (log tail probability, score in [0, 1])."""
         c, a = self.config, self.s.arrays
@@ -67,9 +61,3 @@ class Likelihood:
                       a["n"], a["short"], a["mean"], a["var"], a["record"], c.short_alpha, c.long_alpha,
                       c.warmup, c.min_std, c.tail_scale, self._decay, _MAX_Z, log_p, score)
         return log_p, score
-
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from aurora.detect.slots import Field, SlotArrays
+from aurora.detect.slots import Field, SlotArrays, SlotState
 
 
-class Resolution:
+class Resolution(SlotState):
     def __init__(self) -> None:
         self.s = SlotArrays((Field("prev", np.float64, (), np.nan), Field("step", np.float64, (), np.inf)))
-
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
 
     def update(self, slots: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The resolution known before each sample (0 while unknown), then learn the sample's step."""
@@ -31,9 +25,3 @@ class Resolution:
         st.step[slots] = np.where(d > 0, np.fmin(step, d), step)  # fmin: the first step (NaN d) is skipped
         st.prev[slots] = x
         return known
-
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aurora.detect.analyzer import Surprise, huber, spread_floor
-from aurora.detect.slots import Field, SlotArrays
+from aurora.detect.slots import Field, SlotArrays, SlotState
 
 BUCKETS = 48
 MAD_TO_SIGMA = 1.2533  # mean absolute deviation of a Gaussian is sigma * sqrt(2 / pi)
@@ -35,7 +35,7 @@ def bucket_of(t: np.ndarray) -> np.ndarray:
     return hour + 24 * weekend
 
 
-class SeasonalAnalyzer:
+class SeasonalAnalyzer(SlotState):
     name = "seasonal"
     reason = "is unusual for this time of day and week"
 
@@ -47,12 +47,6 @@ class SeasonalAnalyzer:
             Field("mad", np.float32, (BUCKETS,)),
             Field("first_t", np.float64, (), np.nan),
         ))
-
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
 
     def update(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray) -> Surprise:
         c, st = self.config, self.s
@@ -76,9 +70,3 @@ class SeasonalAnalyzer:
         st.mad[slots, b] = np.where(first, 0.0, mad + a * (np.abs(r) - mad))
         st.n[slots, b] = np.minimum(n + 1, np.iinfo(np.int32).max)
         return Surprise(z, centre, spread, ready)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)

@@ -15,7 +15,7 @@ import numpy as np
 
 from aurora.detect.analyzer import Surprise, huber, spread_floor
 from aurora.detect.seasonal import MAD_TO_SIGMA
-from aurora.detect.slots import Field, SlotArrays
+from aurora.detect.slots import Field, SlotArrays, SlotState
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class LevelShiftConfig:
     warmup: int = 50
 
 
-class LevelShiftAnalyzer:
+class LevelShiftAnalyzer(SlotState):
     name = "level_shift"
     reason = "moved to a new level over the last few samples"
 
@@ -35,12 +35,6 @@ class LevelShiftAnalyzer:
         self.s = SlotArrays((Field("n", np.int64), Field("fast"), Field("slow"), Field("var")))
         # Standard deviation of an EWMA of white noise, relative to the noise's own.
         self._se = float(np.sqrt(self.config.fast_alpha / (2.0 - self.config.fast_alpha)))
-
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
 
     def update(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray) -> Surprise:
         c, st = self.config, self.s
@@ -63,11 +57,6 @@ class LevelShiftAnalyzer:
         st.n[slots] = n + 1
         return Surprise(z, slow, sd, ready)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)
 
 
 @dataclass(frozen=True)
@@ -77,19 +66,13 @@ class SpikeConfig:
     warmup: int = 30
 
 
-class SpikeAnalyzer:
+class SpikeAnalyzer(SlotState):
     name = "spike"
     reason = "jumped from the previous sample far more than usual"
 
     def __init__(self, config: SpikeConfig | None = None) -> None:
         self.config = config or SpikeConfig()
         self.s = SlotArrays((Field("n", np.int64), Field("prev"), Field("jump")))
-
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
 
     def update(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray) -> Surprise:
         c, st = self.config, self.s
@@ -108,9 +91,3 @@ class SpikeAnalyzer:
         st.prev[slots] = x
         st.n[slots] = n + 1
         return Surprise(z, prev, spread, ready)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)

@@ -63,3 +63,22 @@ class SlotArrays:
             if arr.shape[1:] != f.shape:
                 raise ValueError(f"state field {f.name!r} has shape {arr.shape}, expected (n, *{f.shape})")
             self.arrays[f.name] = arr.copy()
+
+
+class SlotState:
+    """Base of every part of the detector that owns one ``SlotArrays`` (``self.s``): growth, size per slot and
+    (de)serialization, the same for all of them."""
+
+    s: SlotArrays
+
+    def ensure_slots(self, n: int) -> None:
+        self.s.ensure(n)
+
+    def nbytes_per_slot(self) -> int:
+        return self.s.nbytes_per_slot()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self.s.state()
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.s.load(state)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aurora.detect.analyzer import Surprise, huber, spread_floor
-from aurora.detect.slots import Field, SlotArrays
+from aurora.detect.slots import Field, SlotArrays, SlotState
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class VarianceConfig:
     warmup: int = 50
 
 
-class VarianceAnalyzer:
+class VarianceAnalyzer(SlotState):
     name = "variance"
     reason = "became more erratic than usual"
 
@@ -37,12 +37,6 @@ class VarianceAnalyzer:
         # An EWMA of squared Gaussian noise at rate a has relative sd sqrt(2a / (2 - a)).
         a = self.config.fast_alpha
         self._rel_se = float(np.sqrt(2 * a / (2 - a)))
-
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
 
     def update(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray) -> Surprise:
         c, st = self.config, self.s
@@ -64,11 +58,6 @@ class VarianceAnalyzer:
         st.n[slots] = n + 1
         return Surprise(z, level, sd, ready)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)
 
 
 @dataclass(frozen=True)
@@ -78,19 +67,13 @@ class RangeConfig:
     warmup: int = 100
 
 
-class RangeAnalyzer:
+class RangeAnalyzer(SlotState):
     name = "range"
     reason = "went outside the range it has kept for a long time"
 
     def __init__(self, config: RangeConfig | None = None) -> None:
         self.config = config or RangeConfig()
         self.s = SlotArrays((Field("n", np.int64), Field("lo"), Field("hi"), Field("mid")))
-
-    def ensure_slots(self, n: int) -> None:
-        self.s.ensure(n)
-
-    def nbytes_per_slot(self) -> int:
-        return self.s.nbytes_per_slot()
 
     def update(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray) -> Surprise:
         c, st = self.config, self.s
@@ -114,9 +97,3 @@ class RangeAnalyzer:
         st.mid[slots] = mid + np.maximum(c.rate, 1.0 / (n + 1)) * (x - mid)
         st.n[slots] = n + 1
         return Surprise(z, mid, width, ready)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return self.s.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.s.load(state)
