@@ -7,7 +7,7 @@
   recent alarm rate exceeds the target rate, so a chronically noisy series quiets down by itself.
 * Flap suppression: after an alarm the series stays quiet for ``hold`` samples, so one anomaly raises one
   alarm and not a burst.
-* Reported score: the score a series shows (on /metrics, to NAB) reads one anomaly as one event too: once
+* Reported score: the score per sample shown to NAB-style scorers reads one anomaly as one event too: once
   it reaches ``report_level`` the scores of the next ``hold`` samples are damped. This hold is separate
   from the alarm's, so a weak early sign never blocks the alarm that follows it.
 """
