@@ -1,7 +1,7 @@
 """Runs the engine's stages (detect, predict, incidents, ...) over each stored batch, in order.
 
 ``inline`` (the default) runs them in the ingesting thread, under one lock that keeps batches in order:
-the stages are cheap and vectorized (detection scores over 4 M samples/s), and handing every batch to another
+the stages are cheap and vectorized (detection scores about 1 M samples/s), and handing every batch to another
 thread costs more than the work, through GIL hand-offs. ``inline=False`` uses one worker thread, for
 stages too slow to sit on the ingest path. ``submit`` returns a future either way; ``sync=true`` ingest
 waits on it."""
