@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aurora.bench.e2e import SEED_BASE
+from aurora.bench.e2e import SEED_BASE, counter_rates
 from aurora.detect.ensemble import EnsembleDetector
 from aurora.detect.homology import HomologyAnalyzer, HomologyConfig
 from aurora.sim import CATALOGUE, DEFAULT_START, KINDS, Fleet
@@ -76,16 +76,6 @@ class Run:
     services: set[str]  # the fault's services (empty when fault-free)
 
 
-def rates(values: np.ndarray, counters: np.ndarray, step_s: float) -> np.ndarray:
-    """Counters as per-second rates; a reset (a drop) starts from zero, as in the e2e harness."""
-    x = values.copy()
-    prev = np.vstack([np.full((1, int(counters.sum())), np.nan), values[:-1, counters]])
-    d = values[:, counters] - prev
-    x[:, counters] = np.where(d >= 0, d, values[:, counters]) / step_s
-    x[0, counters] = np.nan
-    return x
-
-
 def simulate_run(name: str, seed: int, hours: float | None = None) -> Run:
     """A catalogue scenario, or a probe (``decoupling`` / ``antiphase``) laid over a fault-free run."""
     base = name if name in CATALOGUE else "fault_free"
@@ -98,7 +88,7 @@ def simulate_run(name: str, seed: int, hours: float | None = None) -> Run:
     ts_ms, v = fleet.generate_matrix(n)
     series = fleet.series()
     counters = np.array([m.endswith("_total") for m, _ in series])
-    x = rates(v, counters, fleet.step_s)
+    x = counter_rates(v, counters, fleet.step_s)
     ts = ts_ms / 1000.0
     truth = sc.ground_truth(DEFAULT_START)
     if name in PROBES:
@@ -109,7 +99,7 @@ def simulate_run(name: str, seed: int, hours: float | None = None) -> Run:
         if name == "decoupling":
             other = Fleet(seed=seed + 500_000, start=start)
             _, v2 = other.generate_matrix(n)
-            x2 = rates(v2, counters, fleet.step_s)
+            x2 = counter_rates(v2, counters, fleet.step_s)
             x[np.ix_(during, cpu)] = x2[np.ix_(during, cpu)]
         else:
             before = (ts >= onset - 300) & (ts < onset)

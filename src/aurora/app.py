@@ -22,16 +22,9 @@ from aurora.bus import EventBus
 from aurora.clock import EventClock
 from aurora.config import AuroraConfig
 from aurora.db.database import create_db_engine, migrate
+from aurora.detect.checkpoint import load_checkpoint, save_checkpoint
 from aurora.detect.ensemble import EnsembleDetector
-from aurora.detect.stage import (
-    CHECKPOINT_FILE,
-    AnomalyLog,
-    DetectionConfig,
-    DetectStage,
-    ensemble_config,
-    load_checkpoint,
-    save_checkpoint,
-)
+from aurora.detect.stage import CHECKPOINT_FILE, AnomalyLog, DetectionConfig, DetectStage, ensemble_config
 from aurora.ingest.alertmanager import AlertLog
 from aurora.ingest.events import ChangeEvent, EventLog
 from aurora.ingest.validate import validate_batch
@@ -148,12 +141,6 @@ class Aurora:
                 with contextlib.suppress(asyncio.CancelledError):
                     await bg
                 setattr(self, name, None)
-        # The server's shutdown: uvicorn re-raises SIGTERM/SIGINT once it has stopped, so ``close()`` may
-        # never run after it; save the detector's state here.
-        try:
-            await asyncio.to_thread(self.save_detector)
-        except Exception:
-            log.exception("detector checkpoint on shutdown failed")
 
     async def _maintenance_loop(self) -> None:
         while True:

@@ -11,14 +11,9 @@ import numpy as np
 import pytest
 
 from aurora.config import AuroraConfig, DetectionSettings
+from aurora.detect.checkpoint import load_checkpoint, save_checkpoint
 from aurora.detect.ensemble import EnsembleConfig, EnsembleDetector, EnsembleResult
-from aurora.detect.stage import (
-    DetectionConfig,
-    DetectStage,
-    ensemble_config,
-    load_checkpoint,
-    save_checkpoint,
-)
+from aurora.detect.stage import DetectionConfig, DetectStage, ensemble_config
 from aurora.model import BatchBuilder, SeriesBatch
 
 T0 = 1_700_000_000_000

@@ -171,6 +171,20 @@ class E2eConfig:
     detector: EnsembleConfig = field(default_factory=EnsembleConfig)
 
 
+def counter_rates(values: np.ndarray, counters: np.ndarray, step_s: float,
+                  prev: np.ndarray | None = None) -> np.ndarray:
+    """``values`` (steps x series) with the ``counters`` columns as per-second rates over ``step_s``; a reset
+    (a drop) counts from zero. ``prev`` is the row before the first (none: the first rate is NaN)."""
+    x = values.astype(np.float64, copy=True)
+    c = values[:, counters]
+    before = np.vstack([np.full((1, c.shape[1]), np.nan) if prev is None else prev[None, counters], c[:-1]])
+    d = c - before
+    x[:, counters] = np.where(d >= 0, d, c) / step_s
+    if prev is None:
+        x[0, counters] = np.nan
+    return x
+
+
 def _column_names(series: list[tuple[str, dict[str, str]]]) -> list[str]:
     out = []
     for metric, labels in series:
@@ -270,12 +284,7 @@ class _Case:
         self.k = k = self.k + 1
         ts_ms, raw = self.fleet.generate_matrix(1)
         self.now = now = float(ts_ms[0]) / 1000.0
-        row = raw[0].copy()
-        if self.prev is None:
-            row[self.counters] = np.nan
-        else:
-            d = raw[0, self.counters] - self.prev[self.counters]
-            row[self.counters] = np.where(d >= 0, d, raw[0, self.counters]) / self.dt  # a reset starts from zero
+        row = counter_rates(raw, self.counters, self.dt, self.prev)[0]
         self.prev = raw[0]
         self.row = row
         self.data[k] = row

@@ -38,6 +38,7 @@ class HomologyStage:
         self.max_metrics = max_metrics
         self._group_of = np.zeros(0, np.int32)  # per series id: index into _names, or UNSEEN / NO_GROUP
         self._names: list[str] = []
+        self._index: dict[str, int] = {}  # service -> its position in _names
         self._members: dict[str, list[tuple[int, str]]] = {}  # service -> (series id, column name)
         self._columns: dict[str, list[tuple[int, str]]] = {}  # fixed at a group's first evaluation
         self._next_ms: dict[str, int] = {}
@@ -54,10 +55,11 @@ class HomologyStage:
             if not service or metric.endswith(COUNTER_SUFFIXES):
                 self._group_of[ids[i]] = NO_GROUP
                 continue
-            if service not in self._members:
+            if service not in self._index:
+                self._index[service] = len(self._names)
                 self._names.append(service)
                 self._members[service] = []
-            self._group_of[ids[i]] = self._names.index(service)
+            self._group_of[ids[i]] = self._index[service]
             extra = ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("service", "instance"))
             self._members[service].append((int(ids[i]), f"{metric}{{{extra}}}" if extra else metric))
         groups = np.unique(self._group_of[ids])

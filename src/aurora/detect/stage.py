@@ -16,26 +16,24 @@ event times.
   had a record within ``cooldown_s`` of event time.
 
 The stage's state (the detector's and its own per-series arrays) can be saved and restored
-(``checkpoint`` / ``restore``, ``save_checkpoint`` / ``load_checkpoint``), so a restart does not warm every
-series up again.
+(``checkpoint`` / ``restore``; the file is ``checkpoint.py``'s), so a restart does not warm every series up
+again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import Engine, insert, select
 
 from aurora.db.tables import anomalies
+from aurora.detect.checkpoint import flatten, unflatten
 from aurora.detect.ensemble import EnsembleConfig, EnsembleDetector, EnsembleResult
 from aurora.model import SeriesBatch
 
@@ -90,6 +88,13 @@ class AnomalySnapshot:
 
 def service_of(labels: dict[str, str]) -> str | None:
     return labels.get("service") or labels.get("job") or labels.get("host")
+
+
+def series_starts(s: np.ndarray) -> np.ndarray:
+    """For slots sorted by series: True at the first sample of each series."""
+    first = np.ones(len(s), bool)
+    first[1:] = s[1:] != s[:-1]
+    return first
 
 
 def _fmt(x: float) -> str:
@@ -187,16 +192,14 @@ class DetectStage:
         # Samples by series, then time; drop those not after the series' last taken sample.
         idx = idx[np.lexsort((batch.ts_ms[idx], slot[idx]))]
         s, t, v = slot[idx], batch.ts_ms[idx], batch.values[idx]
-        first = np.ones(len(s), bool)
-        first[1:] = s[1:] != s[:-1]
+        first = series_starts(s)
         before = np.maximum(self._last_t[s], np.where(first, NO_TIME, np.concatenate([[NO_TIME], t[:-1]])))
         new = t > before
         if not new.all():
             s, t, v = s[new], t[new], v[new]
             if len(s) == 0:
                 return []
-            first = np.ones(len(s), bool)
-            first[1:] = s[1:] != s[:-1]
+            first = series_starts(s)
         last = np.ones(len(s), bool)
         last[:-1] = s[:-1] != s[1:]
         counter = self._kind[s] == COUNTER
@@ -218,8 +221,7 @@ class DetectStage:
             s, t, x = s[ok], t[ok], x[ok]
             if len(s) == 0:
                 return []
-            first = np.ones(len(s), bool)
-            first[1:] = s[1:] != s[:-1]
+            first = series_starts(s)
         # One detector update per rank (k-th sample of its series in this batch): each slot once per call.
         starts = np.flatnonzero(first)
         rank = np.arange(len(s)) - np.repeat(starts, np.diff(np.append(starts, len(s))))
@@ -301,7 +303,7 @@ class DetectStage:
     def checkpoint(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """A consistent copy of the state: (arrays, JSON-able metadata). Clears ``dirty``."""
         with self._lock:
-            arrays, rest = _flatten(self.detector.state(), "detector")
+            arrays, rest = flatten(self.detector.state(), "detector")
             for name in self._SAVED:
                 arrays[f"stage.{name.lstrip('_')}"] = getattr(self, name)[: self._n].copy()
             counts = {"samples_scored": self.samples_scored, "anomalies_found": self.anomalies_found}
@@ -318,7 +320,7 @@ class DetectStage:
                         "every series warms up again", " and ".join(diff))
             return False
         try:
-            state = _unflatten(arrays, "detector", meta["detector"])
+            state = unflatten(arrays, "detector", meta["detector"])
             det = EnsembleDetector.from_state(state)
             n = len(arrays["stage.last_t"])
             loaded = {name: np.asarray(arrays[f"stage.{name.lstrip('_')}"]) for name in self._SAVED}
@@ -338,73 +340,6 @@ class DetectStage:
             self.anomalies_found = int(counts.get("anomalies_found", 0))
             self.dirty = False
         return True
-
-
-def _flatten(tree: dict[str, Any], prefix: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Arrays of a nested dict under dotted keys, and the rest of the tree (JSON-able) without them."""
-    arrays: dict[str, np.ndarray] = {}
-    rest: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}.{k}"
-        if isinstance(v, np.ndarray):
-            arrays[key] = v
-        elif isinstance(v, dict):
-            a, r = _flatten(v, key)
-            arrays.update(a)
-            rest[k] = r
-        else:
-            rest[k] = v
-    return arrays, rest
-
-
-def _unflatten(arrays: dict[str, np.ndarray], prefix: str, rest: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = json.loads(json.dumps(rest))
-    for key, arr in arrays.items():
-        if not key.startswith(prefix + "."):
-            continue
-        *path, leaf = key[len(prefix) + 1:].split(".")
-        node = tree
-        for p in path:
-            node = node.setdefault(p, {})
-        node[leaf] = arr
-    return tree
-
-
-def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Write arrays and metadata as one ``.npz`` atomically: a temporary file, fsynced, renamed over
-    ``path``. A crash leaves the previous checkpoint or the new one, never a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            entries: dict[str, Any] = {"__meta__": blob, **arrays}
-            np.savez(f, **entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """(arrays, metadata) of a checkpoint, or None when there is none or it cannot be read (logged)."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-    except Exception as exc:
-        log.warning("detector checkpoint %s unreadable (%s); starting fresh", path, exc)
-        return None
-    return arrays, meta
 
 
 class AnomalyLog:
