@@ -1,9 +1,14 @@
 """``aurora bench rca``: root-cause ranking over cases in the RCAEval layout.
 
 Each case is a directory ``<service>_<fault>_<n>/`` holding ``data.csv`` (a ``time`` column, then
-``<service>_<metric>`` columns) and ``inject_time.txt``; rows before the injection time are the
-normal period, the rest the anomalous one. The true root cause is ``<service>`` (service level, as
-RCAEval scores metric-based methods) and ``<service>_<fault>`` (metric level).
+``<service>_<metric>`` columns) and ``inject_time.txt``. The file holds a normal block followed by the
+anomalous block, each in time order, and the two blocks need not share a clock: the normal block is
+usually recorded hours or days earlier, but can be stamped *after* the anomalous one (sockshop1's
+orders_mem_5 is, so ``time < inject`` would leave it no normal rows at all). The split is
+therefore made in file order, at the earliest row stamped at or after the injection time: rows before
+it are the normal period, it and the rest the anomalous one. For a file in time order this is exactly
+``time < inject``. The true root cause is ``<service>`` (service level, as RCAEval scores
+metric-based methods) and ``<service>_<fault>`` (metric level).
 
 AC@k is the share of cases whose true root cause is among the top k; Avg@5 the mean of AC@1..AC@5.
 """
@@ -21,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from aurora.bench.nab_scorer import read_columns
-from aurora.rca.baseline import rank_root_causes, rank_services
+from aurora.rca.baseline import REL_RESOLUTION, rank_root_causes, rank_services
 
 CASE_RE = re.compile(r"^(?P<service>.+)_(?P<fault>[A-Za-z]+)_(?P<run>\d+)$")
 KS = (1, 2, 3, 4, 5)
@@ -35,6 +40,7 @@ class RcaCase:
     columns: list[str]
     normal: np.ndarray
     anomalous: np.ndarray
+    normal_rows_stamped_after_injection: int = 0  # > 0: the normal block's clock is off (see the module doc)
 
     @property
     def root_metric(self) -> str:
@@ -55,8 +61,18 @@ def load_case(path: Path) -> RcaCase:
     names = list(cols)
     data = np.array([[float(v) if v.strip() else np.nan for v in cols[c]] for c in names]).T
     inject = float((path / "inject_time.txt").read_text().split()[0])
-    before = time_col < inject
-    return RcaCase(path.name, m["service"], m["fault"], names, data[before], data[~before])
+    k = injection_row(time_col, inject)
+    return RcaCase(path.name, m["service"], m["fault"], names, data[:k], data[k:], int((time_col[:k] >= inject).sum()))
+
+
+def injection_row(times: np.ndarray, inject: float) -> int:
+    """File position of the first anomalous row: the earliest row stamped at or after ``inject``.
+
+    Ties go to the first such row in the file; with no such row the whole file is normal.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    after = np.flatnonzero(times >= inject)
+    return int(after[np.argmin(times[after])]) if after.size else len(times)
 
 
 def accuracy(ranks: Sequence[int | None]) -> dict[str, float]:
@@ -103,6 +119,7 @@ def run_bench(
                 "metric_rank": _rank_of(ranked, case.root_metric),
                 "normal_rows": len(case.normal),
                 "anomalous_rows": len(case.anomalous),
+                "normal_rows_stamped_after_injection": case.normal_rows_stamped_after_injection,
                 "ranked_services": [{"service": s, "score": v} for s, v in services],
                 "ranked_metrics": [{"metric": c, "score": v} for c, v in ranked],
             }
@@ -120,7 +137,11 @@ def run_bench(
     faults = sorted({c["fault"] for c in cases})
     report: dict[str, Any] = {
         "data": str(data_dir),
-        "method": "BARO-style robust z-score (median/IQR of the normal period), max over the anomalous period",
+        "method": (
+            "BARO-style robust z-score (median and IQR of the normal period, the scale floored at"
+            f" {REL_RESOLUTION:.1%} of the normal level), max over the anomalous period; a column is dropped"
+            " only if it never changes"
+        ),
         "overall": summary(cases),
         "by_fault": {f: summary([c for c in cases if c["fault"] == f]) for f in faults},
         "seconds": time.perf_counter() - t0,
