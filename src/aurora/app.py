@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import insert
 
 from aurora import __version__
 from aurora.auth import TokenStore, ensure_admin_token
@@ -22,16 +24,25 @@ from aurora.bus import EventBus
 from aurora.clock import EventClock
 from aurora.config import AuroraConfig
 from aurora.db.database import create_db_engine, migrate
+from aurora.db.tables import audit_log
 from aurora.detect.checkpoint import load_checkpoint, save_checkpoint
 from aurora.detect.ensemble import EnsembleDetector
 from aurora.detect.stage import CHECKPOINT_FILE, AnomalyLog, DetectionConfig, DetectStage, ensemble_config
+from aurora.incidents.engine import IncidentEngine, settings_from_config
+from aurora.incidents.service import IncidentService
+from aurora.incidents.severity import USER_FACING_TIERS
+from aurora.incidents.signals import from_alert, from_anomaly
+from aurora.incidents.store import IncidentStore
 from aurora.ingest.alertmanager import AlertLog
 from aurora.ingest.events import ChangeEvent, EventLog
+from aurora.ingest.otlp_traces import SpanBatch
 from aurora.ingest.validate import validate_batch
 from aurora.model import SeriesBatch
 from aurora.pipeline import Pipeline, Stage
+from aurora.rca.live import ChangeRef
 from aurora.selfmetrics import SelfMetrics
 from aurora.store.tsdb import TSDB, AppendResult
+from aurora.topology import ServiceGraph, TopologyStage
 
 log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_S = 30.0
@@ -52,7 +63,11 @@ class Aurora:
         self.metrics = SelfMetrics()
         self.bus = EventBus()
         self.anomalies = AnomalyLog(self.engine)
-        stages: list[Stage] = []
+        self.incident_store = IncidentStore(self.engine)
+        self.incidents = IncidentService(self.incident_store, self.record_audit, self.clock.now)
+        self.topology = ServiceGraph()
+        self.topology.set_declared(cfg.services)
+        stages: list[Stage] = [TopologyStage(self.topology)]
         self.detect: DetectStage | None = None
         self._checkpoint_lock = threading.Lock()
         if cfg.detection.enabled:
@@ -69,8 +84,19 @@ class Aurora:
 
                 stages.append(HomologyStage(self.tsdb, self._record_anomalies,
                                             eval_every_s=d.homology.eval_every_s, max_metrics=d.homology.max_metrics))
+        self.incident_engine: IncidentEngine | None = None
+        if cfg.incidents.enabled:
+            detect = self.detect
+            self.incident_engine = IncidentEngine(
+                self.incident_store, self.tsdb, self.topology, self._changes_between,
+                settings_from_config(cfg.incidents),
+                user_facing=[s.name for s in cfg.services if s.user_facing or (s.tier or "") in USER_FACING_TIERS],
+                score_of=detect.current_scores if detect is not None else None, publish=self.bus.publish)
+            self.incidents.on_resolve = lambda iid: self._operator_resolved(iid)
+            stages.append(self.incident_engine)
         self.pipeline = Pipeline(stages)
-        self.counters: dict[str, int] = {"samples": 0, "requests": 0, "rejected": 0, "events": 0, "alerts": 0}
+        self.counters: dict[str, int] = {"samples": 0, "requests": 0, "rejected": 0, "events": 0, "alerts": 0,
+                                     "traces": 0, "spans": 0}
         self._collectors: list[Any] = []
         self._maintenance_task: asyncio.Task[None] | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
@@ -227,6 +253,27 @@ class Aurora:
             fut.result(timeout=60)
         return result
 
+    def ingest_traces(self, spans: SpanBatch) -> int:
+        """Merge a decoded (so already validated) OTLP trace export into the topology; count it as one
+        ``traces`` request and its spans. Span end times are event time: they advance the watermark."""
+        self.topology.add_spans(spans)
+        if spans.n:
+            self.clock.observe_ms(int(spans.end_ms.max()))
+        with self._lock:
+            self.counters["traces"] += 1
+            self.counters["spans"] += spans.n
+        return spans.n
+
+    def record_audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        """Write one audit_log row (wall-clock time: when a person acted, not the data's time)."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(audit_log).values(time=time.time(), actor=actor, action=action, target=target,
+                                                  detail=json.dumps(detail, sort_keys=True)))
+
+    def service_incidents(self) -> dict[str, str]:
+        """Service -> highest severity among its open or mitigated incidents (for topology health)."""
+        return self.incident_store.service_severities()
+
     def add_events(self, evs: list[ChangeEvent]) -> list[int]:
         """Store change events, count them and announce them on the live stream."""
         ids = self.events.add(evs)
@@ -235,8 +282,30 @@ class Aurora:
             self.bus.publish("change_event", {"id": eid, "kind": ev.kind, "service": ev.service, "time": ev.time})
         return ids
 
+    def _changes_between(self, start: float, end: float) -> list[ChangeRef]:
+        return [ChangeRef(e["kind"], e["service"], e["time"], e.get("attributes") or {})
+                for e in self.events.query(None, None, start, end, 1000)]
+
+    def _operator_resolved(self, incident_id: int) -> None:
+        if self.incident_engine is not None:
+            self.incident_engine.resolved_by_operator(incident_id, self.clock.now())
+
+    def add_alerts(self, items: list[dict[str, Any]]) -> int:
+        """Store Alertmanager alerts (parsed), announce them, and hand them to the incident engine."""
+        n = self.alerts.upsert(items)
+        self.counters["alerts"] += n
+        for it in items:
+            self.bus.publish("alert", {"fingerprint": it["fingerprint"], "status": it["status"],
+                                       "alertname": it["alertname"], "service": it["service"]})
+        if self.incident_engine is not None and items:
+            self.incident_engine.offer(from_alert(it) for it in items)
+            self.incident_engine.step(self.clock.now())
+        return n
+
     def _record_anomalies(self, records: list[dict[str, Any]]) -> None:
         self.anomalies.add(records)
+        if self.incident_engine is not None:
+            self.incident_engine.offer(from_anomaly(r) for r in records)
         for r in records:
             self.metrics.anomalies.labels(r["service"] or "").inc()
             self.bus.publish("anomaly", {k: r[k] for k in ("time", "service", "metric", "score", "severity",

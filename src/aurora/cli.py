@@ -146,8 +146,10 @@ def demo(
     _logging()
     cfg = _config(config, data_dir, port=port)
     if not cfg.services:  # the fleet's topology is the demo's service catalogue
-        cfg.services = [ServiceConfig(name=s.name, depends_on=list(s.depends_on), limits=dict(s.limits()))
-                        for s in shop_fleet().services]
+        fleet_spec = shop_fleet()
+        cfg.services = [ServiceConfig(name=s.name, depends_on=list(s.depends_on), limits=dict(s.limits()),
+                                      user_facing=s.name == fleet_spec.entry)
+                        for s in fleet_spec.services]
     schedule = demo_schedule()
     aurora, created = _open(cfg)
     log = logging.getLogger("aurora.demo")

@@ -138,11 +138,41 @@ class DetectionSettings(Section):
         return self
 
 
+class IncidentConfig(Section):
+    """Correlation of signals into incidents and their root-cause ranking (``aurora.incidents``)."""
+
+    enabled: bool = True
+    window_s: float = Field(600, gt=0, description=(
+        "a signal joins a pending group whose last signal is at most this much older (event time)"))
+    max_hops: int = Field(2, ge=0, le=10, description=(
+        "services at most this many calls apart in the topology are related (0: the same service only)"))
+    open_evidence: float = Field(2.0, gt=0, description=(
+        "evidence an incident needs to open: an anomaly 1, a critical anomaly 1.5, a warning alert 1, a "
+        "critical alert or a prediction 2; a signal repeated or still active later counts more"))
+    persist_s: float = Field(480, gt=0, description=(
+        "a signal still active this long after it began counts double (one series that stays abnormal)"))
+    quiet_s: float = Field(300, ge=0, description=(
+        "an incident is mitigated once this long passed without a signal and none is active any more"))
+    resolve_after_s: float = Field(3600, ge=0, description=(
+        "a mitigated incident resolves after this long without a new related signal"))
+    rca_every_s: float = Field(60, gt=0, description="re-rank an incident's root causes at most this often")
+    baseline_s: float = Field(3600, gt=60, description=(
+        "the normal period before an incident's onset that its root-cause ranking compares against"))
+
+    @model_validator(mode="after")
+    def _persist_before_expiry(self) -> IncidentConfig:
+        if self.persist_s >= self.window_s:
+            raise ValueError(f"persist_s ({self.persist_s:g}) must be less than window_s ({self.window_s:g}): "
+                             "a pending group is dropped after window_s without a new signal")
+        return self
+
+
 class ServiceConfig(Section):
     name: str
     depends_on: list[str] = Field(default_factory=list)
     owner: str | None = None
     tier: str | None = None
+    user_facing: bool = Field(False, description="users reach this service directly (an entry point of the topology)")
     limits: dict[str, float] = Field(default_factory=dict, description="e.g. memory_bytes, disk_bytes")
 
 
@@ -155,6 +185,7 @@ class AuroraConfig(Section):
     host_agent: HostAgentConfig = Field(default_factory=HostAgentConfig)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     services: list[ServiceConfig] = Field(default_factory=list)
+    incidents: IncidentConfig = Field(default_factory=IncidentConfig)
 
     @field_validator("scrape")
     @classmethod

@@ -91,9 +91,5 @@ async def post_events(request: Request) -> dict[str, Any]:
 async def alertmanager_webhook(request: Request) -> dict[str, Any]:
     aurora = get_aurora(request)
     items = parse_alertmanager(await _json_body(request))
-    n = await run_in_threadpool(aurora.alerts.upsert, items)
-    aurora.counters["alerts"] += n
-    for it in items:
-        aurora.bus.publish("alert", {"fingerprint": it["fingerprint"], "status": it["status"],
-                                     "alertname": it["alertname"], "service": it["service"]})
+    n = await run_in_threadpool(aurora.add_alerts, items)
     return {"accepted": n}

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aurora import __version__
-from aurora.api import routes_admin, routes_ingest, routes_read
+from aurora.api import routes_admin, routes_incidents, routes_ingest, routes_read, routes_topology
 from aurora.app import Aurora
 from aurora.errors import AuroraError
 
@@ -61,4 +61,6 @@ def create_app(aurora: Aurora, background: bool = True) -> FastAPI:
     app.include_router(routes_ingest.router)
     app.include_router(routes_read.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_incidents.router)
+    app.include_router(routes_topology.router)
     return app

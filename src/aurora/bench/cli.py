@@ -243,3 +243,42 @@ def e2e(
                   f"{_ratio(report['false_alarms_per_1000_series_hours_fault_free'])} per 1,000 series-hours, "
                   f"{_ratio(report['false_alarms_per_day_fault_free'])} per fleet-day")
     console.print(f"report: {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
+
+
+@bench_app.command("incidents")
+def incidents(
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("bench-out/incidents"),
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per scenario")] = 10,
+    seed_base: Annotated[
+        int, typer.Option("--seed-base", help="first seed (reported runs: 1000+; development used < 1000)")
+    ] = 1000,
+    limit: Annotated[int | None, typer.Option("--limit", help="only the first N runs (scores not comparable)")] = None,
+    scenarios: Annotated[
+        str | None, typer.Option("--scenarios", help="comma list (default: every fault of the catalogue)")
+    ] = None,
+    fault_free: Annotated[bool, typer.Option(help="also run a fault-free fleet day per seed for false incidents")] = True,
+) -> None:
+    """Correlation and root-cause ranking on the simulated fleet: one incident per fault, AC@1, false incidents."""
+    from aurora.bench.incidents import DEFAULT_SCENARIOS, run_bench
+
+    names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else list(DEFAULT_SCENARIOS)
+    try:
+        with _progress() as progress:
+            report = run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names, fault_free=fault_free,
+                               limit=limit, progress=progress)
+    except (ValueError, KeyError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    table = Table(title=f"Incidents ({report['cases']} faulty runs, seeds {report['seeds'][0]}..)")
+    for col in ("fault", "runs", "one incident", "none", "several", "AC@1", "AC@3", "AC@1 at first ranking",
+                "to incident (median)"):
+        table.add_column(col, justify="left" if col == "fault" else "right")
+    for name, s in [*report["by_fault"].items(), ("all", report)]:
+        table.add_row(name, str(s["cases"]), _ratio(s["one_incident_share"]), str(s["no_incident"]),
+                      str(s["several_incidents"]), _ratio(s["AC@1"]), _ratio(s["AC@3"]), _ratio(s["AC@1_first"]),
+                      _minutes(s["time_to_incident_median_s"]))
+    Console().print(table)
+    console.print(f"false incidents: {report['false_incidents']} before an onset; fault-free: "
+                  f"{report['false_incidents_fault_free']} in {report['fault_free_days']:.1f} fleet-days "
+                  f"({_ratio(report['false_incidents_per_day_fault_free'])} per fleet-day)")
+    console.print(f"report: {out / 'report.json'}, {out / 'report.md'}")

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -133,3 +134,73 @@ anomalies = Table(
 )
 Index("ix_anomalies_time", anomalies.c.time)
 Index("ix_anomalies_service_time", anomalies.c.service, anomalies.c.time)
+
+# Incidents (written by the incident engine and by people through the API). Times are event time, unix s.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # open | mitigated | resolved
+    Column("severity", String(16), nullable=False),  # info | warning | critical
+    Column("opened_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("mitigated_at", Float),
+    Column("resolved_at", Float),
+    Column("acked_at", Float),
+    Column("acked_by", String(200)),
+    Column("services", Text, nullable=False),  # JSON list of service names
+    Column("root_causes", Text, nullable=False),  # JSON list of {service, metric, score, evidence}
+    Column("confidence", String(16)),  # high | medium | uncertain | none, or NULL before any ranking
+    Column("summary", Text, nullable=False),
+    Column("category", String(64)),  # the root cause's kind, e.g. "memory"
+    Column("signal_count", Integer, nullable=False),
+)
+Index("ix_incidents_status_opened", incidents.c.status, incidents.c.opened_at)
+Index("ix_incidents_opened", incidents.c.opened_at)
+
+# The deduplicated signals of each incident (SignalState.as_dict()).
+incident_signals = Table(
+    "incident_signals",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("fingerprint", String(255), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("service", String(255)),
+    Column("metric", String(255)),
+    Column("first_time", Float, nullable=False),
+    Column("last_time", Float, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("labels", Text, nullable=False),  # JSON object
+    Column("resolved", Boolean, nullable=False),
+)
+
+# What happened to each incident, oldest first; people's notes are entries of kind "note".
+incident_timeline = Table(
+    "incident_timeline",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("data", Text, nullable=False),  # JSON object
+)
+
+# The text search document of each incident, rewritten on every save (see aurora.incidents.search): on
+# SQLite an FTS5 table ``incident_fts`` indexes it (kept in step by triggers); on PostgreSQL a generated
+# tsvector column ``document`` with a GIN index. Both are created by migration 0003 and are not listed here.
+incident_search = Table(
+    "incident_search",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("causes", Text, nullable=False),  # root causes' service, metric and evidence; services; category
+    Column("notes", Text, nullable=False),
+)

@@ -274,6 +274,15 @@ class DetectStage:
                             f"{_fmt(lo)} to {_fmt(hi)}; {why}"),
         }
 
+    def current_scores(self, series_ids: np.ndarray) -> np.ndarray:
+        """The last consensus score of each series (NaN: never scored), e.g. whether an anomaly is still on."""
+        ids = np.asarray(series_ids, np.int64)
+        with self._lock:
+            out = np.full(len(ids), np.nan)
+            ok = (ids >= 0) & (ids < self._n)
+            out[ok] = self._score[ids[ok]]
+        return out
+
     # --- what /metrics shows ---------------------------------------------------------------------
     def snapshot(self, now_ms: int) -> AnomalySnapshot:
         with self._lock:

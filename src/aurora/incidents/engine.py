@@ -1,0 +1,321 @@
+"""The incident stage: correlates signals into incidents, ranks their root causes, keeps them stored.
+
+Signals arrive from detection (anomaly records), from Alertmanager and from prediction through
+``offer``; ``step(now)`` (run by the pipeline after every batch, and after an alert) correlates them in
+event time (``correlate.py``), persists what changed (``store.py``), and re-ranks the root causes of
+incidents that got new evidence, at most every ``rca_every_s`` of event time each (``aurora.rca.live``
+over the store's data, ``summary.py`` for the words).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from aurora.incidents.correlate import Change, CorrelationSettings, Correlator, Group
+from aurora.incidents.model import SEVERITY_RANK, Signal, SignalState, TimelineEntry
+from aurora.incidents.severity import incident_severity
+from aurora.incidents.summary import categorize, summarize, title
+from aurora.model import SeriesBatch
+from aurora.rca.live import ChangeRef, RcaResult, RcaSettings, rank_incident
+from aurora.rca.window import SeriesSource, read_window
+
+log = logging.getLogger(__name__)
+MAX_SIGNAL_ENTRIES = 50  # timeline entries for new signals per incident; the rest are counted
+
+
+class IncidentSink(Protocol):
+    def create(self, fields: dict[str, Any]) -> int: ...
+
+    def update(self, incident_id: int, fields: dict[str, Any]) -> None: ...
+
+    def upsert_signals(self, incident_id: int, signals: list[dict[str, Any]]) -> None: ...
+
+    def add_timeline(self, incident_id: int, entries: list[dict[str, Any]]) -> None: ...
+
+
+class Topology(Protocol):
+    def connected(self, a: str, b: str, max_hops: int) -> bool: ...
+
+    def downstream(self, service: str, hops: int) -> Mapping[str, int]: ...
+
+    def upstream(self, service: str, hops: int) -> Mapping[str, int]: ...
+
+    def edge_count(self) -> int: ...
+
+
+ChangesFn = Callable[[float, float], list[ChangeRef]]  # (start, end) -> change events in that event time
+
+
+@dataclass(frozen=True)
+class IncidentSettings:
+    correlation: CorrelationSettings = field(default_factory=CorrelationSettings)
+    rca: RcaSettings = field(default_factory=RcaSettings)
+    rca_every_s: float = 60.0  # re-rank an incident with new evidence at most this often (event time)
+    baseline_s: float = 3600.0  # the normal period before the onset the ranking compares against
+    span_s: float = 1200.0  # ... and how much after the onset it looks at: the cause shows early; later come
+    # the cascade, the daily cycle moving every series away from the hour before, and people's fixes
+    step_s: float = 15.0  # the grid the ranking reads the store on
+    active_score: float = 0.99  # an anomalous series is still active while its consensus score is at least this
+    recent_s: float = 120.0  # ... or while its median over this much is still away from its earlier level
+    rerank_for_s: float = 1800.0  # re-rank every rca_every_s for this long after opening, new evidence or not
+
+
+def settings_from_config(cfg: Any) -> IncidentSettings:
+    """``IncidentSettings`` from the ``incidents:`` configuration section (``aurora.config.IncidentConfig``)."""
+    return IncidentSettings(
+        correlation=CorrelationSettings(window_s=cfg.window_s, max_hops=cfg.max_hops, open_evidence=cfg.open_evidence,
+                                        persist_s=cfg.persist_s, quiet_s=cfg.quiet_s,
+                                        resolve_after_s=cfg.resolve_after_s),
+        rca_every_s=cfg.rca_every_s, baseline_s=cfg.baseline_s)
+
+
+@dataclass
+class _Tracked:
+    group: Group
+    ranked_at: float | None = None
+    dirty: bool = True  # new evidence since the last ranking
+    top: str | None = None
+    signal_entries: int = 0
+    severity: str = "warning"
+
+
+class IncidentEngine:
+    name = "incidents"
+
+    def __init__(self, sink: IncidentSink, series: SeriesSource | None = None, topology: Topology | None = None,
+                 changes: ChangesFn | None = None, settings: IncidentSettings | None = None,
+                 user_facing: Iterable[str] = (), score_of: Callable[[np.ndarray], np.ndarray] | None = None,
+                 publish: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.settings = settings or IncidentSettings()
+        self.sink = sink
+        self.series = series
+        self.topology = topology
+        self.changes = changes
+        self.user_facing = set(user_facing)
+        self.score_of = score_of
+        self.publish = publish
+        self.correlator = Correlator(self._related, self.settings.correlation)
+        self._pending: list[Signal] = []
+        self._pending_lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._tracked: dict[int, _Tracked] = {}  # by group key
+        self._baselines: dict[tuple[int, float], tuple[float, float]] = {}  # (series, since) -> (median, scale)
+        self._now: float | None = None
+        self.rankings = 0
+
+    # --- input -----------------------------------------------------------------------------------
+    def offer(self, signals: Iterable[Signal]) -> None:
+        with self._pending_lock:
+            self._pending.extend(signals)
+
+    def process(self, batch: SeriesBatch, series_ids: np.ndarray, now_ms: int) -> None:
+        self.step(now_ms / 1000.0)
+
+    def _related(self, a: str, b: str) -> bool:
+        if a == b:
+            return True
+        topo = self.topology
+        return topo is not None and topo.connected(a, b, self.settings.correlation.max_hops)
+
+    def _active(self, s: SignalState) -> bool:
+        """Whether a signal's condition is still present: an alert still firing, a prediction not withdrawn,
+        an anomalous series still scored anomalous *or* still away from its level before the signal (a
+        detector adapts to a new level; a leak that goes on is not mitigated because it became usual)."""
+        if s.kind != "anomaly":
+            return not s.resolved
+        try:
+            sid = int(s.fingerprint.split(":", 1)[1])
+        except (IndexError, ValueError):
+            return False
+        if self.score_of is not None:
+            score = self.score_of(np.array([sid], np.int64))
+            if len(score) and np.isfinite(score[0]) and score[0] >= self.settings.active_score:
+                return True
+        return self._away_from_baseline(sid, s.first_time)
+
+    def _away_from_baseline(self, sid: int, since: float) -> bool:
+        if self.series is None or self._now is None:
+            return False
+        cfg = self.settings
+        base = self._baselines.get((sid, since))
+        if base is None:
+            _, vs = self.series.read(sid, int((since - cfg.baseline_s) * 1000), int((since - cfg.rca.guard_s) * 1000))
+            if len(vs) < 4:
+                return False
+            med = float(np.nanmedian(vs))
+            q75, q25 = np.nanpercentile(vs, [75, 25])
+            scale = max(float(q75 - q25), float(np.nanstd(vs)) * 0.5, abs(med) * 0.01, 1e-9)
+            base = self._baselines[(sid, since)] = (med, scale)
+        _, vs = self.series.read(sid, int((self._now - cfg.recent_s) * 1000), int(self._now * 1000))
+        if len(vs) == 0:
+            return False
+        z = abs(float(np.nanmedian(vs)) - base[0]) / base[1]
+        return z >= cfg.rca.onset_z
+
+    # --- the step --------------------------------------------------------------------------------
+    def step(self, now: float) -> None:
+        with self._pending_lock:
+            sigs, self._pending = self._pending, []
+        with self._lock:
+            self._now = now
+            changes = self.correlator.add(sigs) if sigs else []
+            changes += self.correlator.tick(now, self._active)
+            for ch in changes:
+                self._apply(ch)
+            for tr in list(self._tracked.values()):
+                self._maybe_rank(tr, now)
+            for key in [k for k, tr in self._tracked.items() if tr.group.status == "resolved"]:
+                del self._tracked[key]
+            if len(self._baselines) > 10_000:
+                self._baselines.clear()
+
+    def _apply(self, ch: Change) -> None:
+        g = ch.group
+        if ch.kind == "opened":
+            fields = {"title": title(sorted(g.services), list(g.signals.values()), None), "status": "open",
+                      "severity": incident_severity(ch.signals, g.services, self.user_facing)[0],
+                      "opened_at": g.opened_at,
+                      "updated_at": ch.time, "services": sorted(g.services), "root_causes": [],
+                      "confidence": None, "summary": "", "category": None, "signal_count": len(g.signals)}
+            g.incident_id = self.sink.create(fields)
+            tr = self._tracked[g.key] = _Tracked(g)
+            self.sink.upsert_signals(g.incident_id, [s.as_dict() for s in g.signals.values()])
+            tr.dirty = True
+            first = sorted(ch.signals, key=lambda s: s.first_time)  # those that opened it; later ones follow
+            entries = [TimelineEntry(s.first_time, "signal", f"{s.kind}: {s.summary}",
+                                     data={"fingerprint": s.fingerprint, "service": s.service}) for s in first]
+            entries = entries[:MAX_SIGNAL_ENTRIES]
+            tr.signal_entries = len(entries)
+            entries.append(TimelineEntry(ch.time, "opened", f"incident opened: {len(g.signals)} related signals on "
+                                         f"{', '.join(sorted(g.services)) or 'unknown services'}"))
+            self.sink.add_timeline(g.incident_id, [e.as_dict() for e in entries])
+            self._announce(g, "opened")
+            return
+        tr0 = self._tracked.get(g.key)
+        if tr0 is None or g.incident_id is None:
+            return
+        tr = tr0
+        iid = g.incident_id
+        if ch.kind == "updated":
+            self.sink.upsert_signals(iid, [s.as_dict() for s in ch.signals])
+            new = [s for s in ch.signals if s.count == 1]
+            entries = []
+            for s in new:
+                if tr.signal_entries < MAX_SIGNAL_ENTRIES:
+                    entries.append(TimelineEntry(s.first_time, "signal", f"{s.kind}: {s.summary}",
+                                                 data={"fingerprint": s.fingerprint, "service": s.service}))
+                    tr.signal_entries += 1
+            if entries:
+                self.sink.add_timeline(iid, [e.as_dict() for e in entries])
+            self.sink.update(iid, {"updated_at": ch.time, "services": sorted(g.services),
+                                   "signal_count": len(g.signals)})
+            tr.dirty = True
+        elif ch.kind == "mitigated":
+            self.sink.update(iid, {"status": "mitigated", "mitigated_at": ch.time, "updated_at": ch.time})
+            self.sink.add_timeline(iid, [TimelineEntry(ch.time, "mitigated",
+                                                       "mitigated: no signal is active any more").as_dict()])
+            self._announce(g, "mitigated")
+        elif ch.kind == "reopened":
+            self.sink.update(iid, {"status": "open", "mitigated_at": None, "updated_at": ch.time})
+            entry = TimelineEntry(ch.time, "reopened", "reopened: a related signal arrived")
+            self.sink.add_timeline(iid, [entry.as_dict()])
+            tr.dirty = True
+            self._announce(g, "reopened")
+        elif ch.kind == "resolved":
+            self.sink.update(iid, {"status": "resolved", "resolved_at": ch.time, "updated_at": ch.time})
+            self.sink.add_timeline(iid, [TimelineEntry(
+                ch.time, "resolved",
+                f"resolved: quiet for {self.settings.correlation.resolve_after_s / 60:.0f} min").as_dict()])
+            self._announce(g, "resolved")
+
+    def _announce(self, g: Group, what: str) -> None:
+        if self.publish is not None and g.incident_id is not None:
+            self.publish("incident", {"id": g.incident_id, "change": what, "status": g.status,
+                                      "services": sorted(g.services)})
+
+    # --- ranking ---------------------------------------------------------------------------------
+    def _candidates(self, g: Group) -> set[str]:
+        out = set(g.services)
+        topo = self.topology
+        if topo is not None:
+            for s in list(g.services):
+                out |= set(topo.downstream(s, 2)) | set(topo.upstream(s, 1))
+        return out
+
+    def rank(self, g: Group, now: float) -> RcaResult | None:
+        if self.series is None:
+            return None
+        cfg = self.settings
+        onset = g.first_time
+        start = onset - cfg.baseline_s - cfg.rca.guard_s
+        end = min(now, onset + cfg.span_s)
+        times, values, cols = read_window(self.series, self._candidates(g), start, end, cfg.step_s)
+        changes = self.changes(onset - cfg.rca.change_window_s, end) if self.changes else []
+        topo = self.topology if self.topology is not None and self.topology.edge_count() else None
+        return rank_incident(times, values, cols, onset, topo, changes, cfg.rca)
+
+    def _maybe_rank(self, tr: _Tracked, now: float) -> None:
+        g = tr.group
+        young = g.opened_at is not None and now - g.opened_at <= self.settings.rerank_for_s
+        if g.incident_id is None or g.status != "open" or not (tr.dirty or young):
+            return
+        if tr.ranked_at is not None and now - tr.ranked_at < self.settings.rca_every_s:
+            return
+        try:
+            result = self.rank(g, now)
+        except Exception:
+            log.exception("root-cause ranking of incident %s failed", g.incident_id)
+            result = None
+        tr.ranked_at, tr.dirty = now, False
+        self.rankings += 1
+        roots = [c.as_dict() for c in result.candidates] if result is not None else []
+        root = roots[0] if roots else None
+        sev, reasons = incident_severity(g.signals.values(), g.services, self.user_facing)
+        cat = categorize(root["metric"], root.get("labels")) if root else None
+        fields: dict[str, Any] = {
+            "title": title(sorted(g.services), list(g.signals.values()), root),
+            "severity": sev, "root_causes": roots,
+            "confidence": result.confidence if result is not None and roots else None,
+            "summary": summarize(sorted(g.services), list(g.signals.values()), g.first_time, now, roots,
+                                 result.confidence if result else None, reasons),
+            "category": cat[0] if cat else None, "updated_at": now,
+        }
+        assert g.incident_id is not None
+        self.sink.update(g.incident_id, fields)
+        entries = []
+        if root is not None and root["service"] != tr.top:
+            entries.append(TimelineEntry(now, "root_cause",
+                                         f"most likely cause: {root['service']} ({root['metric']}), "
+                                         f"{root['score']:.0%}, {fields['confidence']}",
+                                         data={"service": root["service"], "metric": root["metric"]}))
+            tr.top = root["service"]
+        if sev != tr.severity:
+            entries.append(TimelineEntry(now, "severity", f"severity {sev}: {'; '.join(reasons)}"))
+            tr.severity = sev
+        if entries:
+            self.sink.add_timeline(g.incident_id, [e.as_dict() for e in entries])
+
+    # --- operators -------------------------------------------------------------------------------
+    def resolved_by_operator(self, incident_id: int, now: float) -> None:
+        with self._lock:
+            self.correlator.close(incident_id, now)
+            for key in [k for k, tr in self._tracked.items() if tr.group.incident_id == incident_id]:
+                del self._tracked[key]
+
+    def service_incidents(self) -> dict[str, str]:
+        """Service -> the highest severity among its open incidents."""
+        out: dict[str, str] = {}
+        with self._lock:
+            for tr in self._tracked.values():
+                if tr.group.status != "open":
+                    continue
+                for s in tr.group.services:
+                    if SEVERITY_RANK[tr.severity] >= SEVERITY_RANK.get(out.get(s, "info"), 0):
+                        out[s] = tr.severity
+        return out

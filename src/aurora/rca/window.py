@@ -1,0 +1,61 @@
+"""Reads the series of some services from the store as one aligned matrix, for root-cause ranking.
+
+Rows are a regular grid of ``step_s`` over ``[start, end]``; a cell holds the series' last sample in
+that step (NaN if none). Counters (``*_total``, ``*_count``, ``*_sum``) become per-second rates, a drop
+being a reset (the rate is then taken from zero), as detection scores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import numpy as np
+
+from aurora.rca.live import Column
+from aurora.store.index import SeriesInfo
+
+COUNTER_SUFFIXES = ("_total", "_count", "_sum")
+MAX_SERIES = 2000  # bound the work of one ranking
+
+
+class SeriesSource(Protocol):
+    def all_series(self) -> list[SeriesInfo]: ...
+
+    def read(self, series_id: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def service_label(labels: dict[str, str]) -> str | None:
+    return labels.get("service") or labels.get("job")
+
+
+def read_window(store: SeriesSource, services: Iterable[str], start: float, end: float,
+                step_s: float = 15.0) -> tuple[np.ndarray, np.ndarray, list[Column]]:
+    """(times, values rows x columns, columns) of every series of ``services`` between ``start`` and ``end``."""
+    wanted = set(services)
+    infos = [s for s in store.all_series() if service_label(s.labels) in wanted][:MAX_SERIES]
+    n_rows = max(1, int((end - start) // step_s) + 1)
+    times = start + np.arange(n_rows) * step_s
+    values = np.full((n_rows, len(infos)), np.nan)
+    cols: list[Column] = []
+    lo_ms, hi_ms = int(start * 1000), int(end * 1000)
+    for j, info in enumerate(infos):
+        svc = service_label(info.labels)
+        assert svc is not None
+        cols.append(Column(svc, info.metric, dict(info.labels)))
+        ts, vs = store.read(info.id, lo_ms - int(step_s * 1000), hi_ms)
+        if len(ts) == 0:
+            continue
+        t = ts.astype(np.float64) / 1000.0
+        v = vs.astype(np.float64)
+        if info.metric.endswith(COUNTER_SUFFIXES):
+            if len(t) < 2:
+                continue
+            dv = np.diff(v)
+            dt = np.diff(t)
+            v = np.where(dv >= 0, dv, v[1:]) / np.where(dt > 0, dt, np.nan)
+            t = t[1:]
+        row = np.floor((t - start) / step_s).astype(np.int64)
+        ok = (row >= 0) & (row < n_rows)
+        values[row[ok], j] = v[ok]  # later samples of a step overwrite earlier ones: the last wins
+    return times, values, cols
