@@ -46,6 +46,7 @@ from aurora.topology import ServiceGraph, TopologyStage
 
 log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_S = 30.0
+LIVE_LAG_MS = 300_000  # data this close to the wall clock is live (not a backfill, replay or fast demo)
 
 
 class Aurora:
@@ -210,8 +211,13 @@ class Aurora:
                      len(found[0].get("stage.last_t", ())))
 
     def maintenance(self) -> None:
-        """Flush old partial chunks and enforce retention (both in event time)."""
+        """Flush old partial chunks and enforce retention (both in event time); with a wall clock and live
+        data, let the incident engine notice silence (quiet incidents mitigate even when no batch arrives)."""
         self.tsdb.enforce_retention(self.clock.now_ms())
+        wm = self.clock.watermark_ms
+        if (self.incident_engine is not None and self.clock.mode == "wall" and wm is not None
+                and self.clock.wall_ms() - wm < LIVE_LAG_MS):
+            self.incident_engine.step(self.clock.now())
 
     def close(self) -> None:
         self.pipeline.stop()
@@ -299,7 +305,8 @@ class Aurora:
                                        "alertname": it["alertname"], "service": it["service"]})
         if self.incident_engine is not None and items:
             self.incident_engine.offer(from_alert(it) for it in items)
-            self.incident_engine.step(self.clock.now())
+            wm = self.clock.watermark_ms
+            self.incident_engine.step(self.clock.now() if wm is None else wm / 1000.0)
         return n
 
     def _record_anomalies(self, records: list[dict[str, Any]]) -> None:

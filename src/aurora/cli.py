@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -161,7 +161,7 @@ def demo(
         log.info("demo schedule finished")
 
     aurora.add_background(fleet)
-    aurora.add_background(lambda: _print_anomalies(aurora))
+    aurora.add_background(lambda: _print_feed(aurora))
     token_path = cfg.storage.data_dir / "admin.token"
     console.print("Demo: the simulated shop fleet (gateway, web, catalog, cart, checkout, payment, inventory, "
                   "postgres, redis, queue, worker, recommender) streams into Aurora. Try:\n"
@@ -170,14 +170,29 @@ def demo(
     _serve(cfg, "demo", (aurora, created))
 
 
-async def _print_anomalies(aurora: Aurora, per_service_s: float = 300.0) -> None:
-    """The demo's console feed: each anomaly with its explanation, one line per service per 5 min."""
+def _print_incident(i: dict[str, Any]) -> None:
+    """An incident change for the demo's console: its ranked causes and summary once they are known."""
+    if i["change"] == "ranked":
+        causes = ", ".join(f"{c['service']} {c['score']:.0%}" for c in i["root_causes"])
+        colour = "red" if i["severity"] == "critical" else "yellow"
+        console.print(f"[bold {colour}]incident #{i['id']}[/bold {colour}] {i['title']} [{i['severity']}]\n"
+                      f"  ranked causes: {causes} (confidence: {i['confidence']})\n  {i['summary']}", highlight=False)
+    else:
+        console.print(f"[bold]incident #{i['id']}[/bold] {i['change']}: {', '.join(i['services'])}", highlight=False)
+
+
+async def _print_feed(aurora: Aurora, per_service_s: float = 300.0) -> None:
+    """The demo's console feed: incidents as they open, get ranked, mitigate and resolve; and each anomaly with
+    its explanation, one line per service per 5 min."""
     import datetime as dt
 
     queue = aurora.bus.subscribe()
     last: dict[str, float] = {}
     while True:
         msg = await queue.get()
+        if msg["event"] == "incident":
+            _print_incident(msg["data"])
+            continue
         if msg["event"] != "anomaly":
             continue
         a = msg["data"]

@@ -36,5 +36,18 @@ def test_demo_streams_the_fleet(tmp_path: Path) -> None:
             r = c.get("/api/v1/query", params={"query": 'http_request_error_ratio{service="gateway"}',
                                                "time": data_time})
             assert r.json()["data"]["result"], "no live gateway error ratio"
+            # The bad deployment becomes an incident whose ranked causes start with cart, printed on the console.
+            deadline = time.monotonic() + 60
+            found: list[dict[str, object]] = []
+            while time.monotonic() < deadline and not found:
+                incs = c.get("/api/v1/incidents").json()["incidents"]
+                found = [i for i in incs if i["root_causes"] and i["root_causes"][0]["service"] == "cart"]
+                time.sleep(0.5)
+            assert found, [(i["title"], i["root_causes"][:1]) for i in incs]
+            assert "Most likely cause: cart" in str(found[0]["summary"])
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and "ranked causes: cart" not in srv.log.read_text():
+                time.sleep(0.2)
+            assert "ranked causes: cart" in srv.log.read_text()
     finally:
         srv.stop()

@@ -256,7 +256,9 @@ def incidents(
     scenarios: Annotated[
         str | None, typer.Option("--scenarios", help="comma list (default: every fault of the catalogue)")
     ] = None,
-    fault_free: Annotated[bool, typer.Option(help="also run a fault-free fleet day per seed for false incidents")] = True,
+    fault_free: Annotated[
+        bool, typer.Option(help="also run a fault-free fleet day per seed for false incidents")
+    ] = True,
 ) -> None:
     """Correlation and root-cause ranking on the simulated fleet: one incident per fault, AC@1, false incidents."""
     from aurora.bench.incidents import DEFAULT_SCENARIOS, run_bench

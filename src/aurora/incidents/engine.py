@@ -115,7 +115,10 @@ class IncidentEngine:
             self._pending.extend(signals)
 
     def process(self, batch: SeriesBatch, series_ids: np.ndarray, now_ms: int) -> None:
-        self.step(now_ms / 1000.0)
+        """After each stored batch: the batch's newest sample is "now" (its event time, even when the data
+        lags the wall clock, as in a backfill or a demo faster than real time)."""
+        if batch.n_samples:
+            self.step(float(batch.ts_ms.max()) / 1000.0)
 
     def _related(self, a: str, b: str) -> bool:
         if a == b:
@@ -163,6 +166,7 @@ class IncidentEngine:
         with self._pending_lock:
             sigs, self._pending = self._pending, []
         with self._lock:
+            now = now if self._now is None else max(now, self._now)  # event time never moves back
             self._now = now
             changes = self.correlator.add(sigs) if sigs else []
             changes += self.correlator.tick(now, self._active)
@@ -178,13 +182,13 @@ class IncidentEngine:
     def _apply(self, ch: Change) -> None:
         g = ch.group
         if ch.kind == "opened":
-            fields = {"title": title(sorted(g.services), list(g.signals.values()), None), "status": "open",
-                      "severity": incident_severity(ch.signals, g.services, self.user_facing)[0],
-                      "opened_at": g.opened_at,
-                      "updated_at": ch.time, "services": sorted(g.services), "root_causes": [],
-                      "confidence": None, "summary": "", "category": None, "signal_count": len(g.signals)}
+            severity = incident_severity(ch.signals, g.services, self.user_facing)[0]
+            fields: dict[str, Any] = {
+                "title": title(sorted(g.services), list(g.signals.values()), None), "status": "open",
+                "severity": severity, "opened_at": g.opened_at, "updated_at": ch.time, "services": sorted(g.services),
+                "root_causes": [], "confidence": None, "summary": "", "category": None, "signal_count": len(g.signals)}
             g.incident_id = self.sink.create(fields)
-            tr = self._tracked[g.key] = _Tracked(g)
+            tr = self._tracked[g.key] = _Tracked(g, severity=severity)
             self.sink.upsert_signals(g.incident_id, [s.as_dict() for s in g.signals.values()])
             tr.dirty = True
             first = sorted(ch.signals, key=lambda s: s.first_time)  # those that opened it; later ones follow
@@ -300,6 +304,12 @@ class IncidentEngine:
             tr.severity = sev
         if entries:
             self.sink.add_timeline(g.incident_id, [e.as_dict() for e in entries])
+        if self.publish is not None and any(e.kind == "root_cause" for e in entries):
+            self.publish("incident", {"id": g.incident_id, "change": "ranked", "status": g.status,
+                                      "services": sorted(g.services), "title": fields["title"], "severity": sev,
+                                      "confidence": fields["confidence"], "summary": fields["summary"],
+                                      "root_causes": [{"service": c["service"], "metric": c["metric"],
+                                                       "score": c["score"]} for c in roots[:3]]})
 
     # --- operators -------------------------------------------------------------------------------
     def resolved_by_operator(self, incident_id: int, now: float) -> None:
