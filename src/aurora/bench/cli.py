@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,6 +35,25 @@ def _progress() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
         yield start
 
 
+Progress_ = Callable[[str, int], Callable[[int], None]]
+
+
+def _run(work: Callable[[Progress_], dict[str, Any]], quiet_warnings: bool = False) -> dict[str, Any]:
+    """Run a bench with progress bars; bad arguments or data end the command with their message, exit 2."""
+    try:
+        with _progress() as progress, warnings.catch_warnings():
+            if quiet_warnings:
+                warnings.simplefilter("ignore")
+            return work(progress)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _scenario_names(scenarios: str | None, default: Sequence[str]) -> list[str]:
+    return [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else list(default)
+
+
 @bench_app.command("detect")
 def detect(
     nab: Annotated[Path, typer.Option("--nab", help="NAB data folder (<category>/<file>.csv)", exists=True)],
@@ -51,15 +70,8 @@ def detect(
     from aurora.bench.nab_scorer import PROFILE_NAMES
 
     names = [d.strip() for d in detectors.split(",") if d.strip()]
-    try:
-        with _progress() as progress, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            report = run_bench(
-                nab, out, labels=labels, limit=limit, detectors=names, reference=reference, progress=progress
-            )
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    report = _run(lambda progress: run_bench(nab, out, labels=labels, limit=limit, detectors=names,
+                                             reference=reference, progress=progress), quiet_warnings=True)
     table = Table(title=f"NAB ({report['corpus']['files']} files, {report['corpus']['points']} rows)")
     table.add_column("detector")
     for p in PROFILE_NAMES:
@@ -85,13 +97,7 @@ def rca(
     """Rank root causes of RCAEval-layout cases and report AC@k and Avg@5 per fault type."""
     from aurora.bench.rca import KS, run_bench
 
-    try:
-        with _progress() as progress, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            report = run_bench(data, out, limit=limit, progress=progress)
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    report = _run(lambda progress: run_bench(data, out, limit=limit, progress=progress), quiet_warnings=True)
     for level in ("service", "metric"):
         table = Table(title=f"RCA, {level} level ({report['overall']['cases']} cases)")
         table.add_column("fault")
@@ -160,14 +166,9 @@ def predict(
     """Predict limit breaches (memory, disk, DB pool, model accuracy) on the simulated fleet and score them."""
     from aurora.bench.predict import DEFAULT_SCENARIOS, run_bench
 
-    names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else list(DEFAULT_SCENARIOS)
-    try:
-        with _progress() as progress:
-            report = run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names, fault_free=fault_free,
-                               limit=limit, progress=progress)
-    except (ValueError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    names = _scenario_names(scenarios, DEFAULT_SCENARIOS)
+    report = _run(lambda progress: run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names,
+                                             fault_free=fault_free, limit=limit, progress=progress))
     table = Table(title=f"Failure prediction ({report['runs']} runs, seeds {report['seeds'][0]}..)")
     for col in ("scenario", "runs", "recall", "precision", "lead median", "lead p10", "ETA coverage"):
         table.add_column(col, justify="left" if col == "scenario" else "right")
@@ -202,15 +203,10 @@ def e2e(
     """Closed loop on the simulated fleet: time to detect, to a correct root cause, to a verified fix."""
     from aurora.bench.e2e import DEFAULT_SCENARIOS, NO_ENGINE_NOTE, E2eConfig, run_bench
 
-    names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else list(DEFAULT_SCENARIOS)
-    try:
-        with _progress() as progress:
-            report = run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names, fault_free=fault_free,
-                               oracle=oracle, limit=limit, config=E2eConfig(fault_free_hours=fault_free_hours),
-                               progress=progress)
-    except (ValueError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    names = _scenario_names(scenarios, DEFAULT_SCENARIOS)
+    report = _run(lambda progress: run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names,
+                                             fault_free=fault_free, oracle=oracle, limit=limit,
+                                             config=E2eConfig(fault_free_hours=fault_free_hours), progress=progress))
     table = Table(title=f"Closed loop ({report['cases']} cases, seeds {report['seeds'][0]}..; times from onset)")
     for col in ("fault", "cases", "detected", "detect median", "detect p90", "root cause right", "RC median",
                 "FA /1k series-h", "FA pre-onset", "verified fix", "oracle fix median"):
@@ -263,14 +259,9 @@ def incidents(
     """Correlation and root-cause ranking on the simulated fleet: one incident per fault, AC@1, false incidents."""
     from aurora.bench.incidents import DEFAULT_SCENARIOS, run_bench
 
-    names = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else list(DEFAULT_SCENARIOS)
-    try:
-        with _progress() as progress:
-            report = run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names, fault_free=fault_free,
-                               limit=limit, progress=progress)
-    except (ValueError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    names = _scenario_names(scenarios, DEFAULT_SCENARIOS)
+    report = _run(lambda progress: run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names,
+                                             fault_free=fault_free, limit=limit, progress=progress))
     table = Table(title=f"Incidents ({report['cases']} faulty runs, seeds {report['seeds'][0]}..)")
     for col in ("fault", "runs", "one incident", "none", "several", "AC@1", "AC@3", "AC@1 at first ranking",
                 "to incident (median)"):

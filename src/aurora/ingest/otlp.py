@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import cramjam
 import numpy as np
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
@@ -76,7 +76,7 @@ def sanitize_label_name(key: str) -> str:
     return out
 
 
-def _any_value_str(v: AnyValue) -> str:
+def any_value_str(v: AnyValue) -> str:
     kind = v.WhichOneof("value")
     if kind == "string_value":
         return v.string_value
@@ -102,7 +102,7 @@ def _attr_labels(attrs: Iterable[KeyValue]) -> dict[str, str]:
         name = sanitize_label_name(kv.key)
         if not name:
             continue
-        value = _any_value_str(kv.value)
+        value = any_value_str(kv.value)
         if name in origin:
             origin[name].append((kv.key, value))
             out[name] = ";".join(v for _, v in sorted(origin[name]))
@@ -150,31 +150,42 @@ class _Collector:
         return SeriesBatch(self.metrics, self.labels, offsets, ts, vals)
 
 
-def _parse(body: bytes, content_type: str) -> ExportMetricsServiceRequest:
+M = TypeVar("M", bound=Message)
+
+
+def parse_otlp_body(body: bytes, content_type: str, req: M, what: str, root_key: str,
+                    prepare: Callable[[dict[str, Any]], None], unsupported_status: int = 400) -> M:
+    """Parse an OTLP/HTTP export body into ``req``: protobuf as it is, JSON through ``prepare`` (OTLP JSON
+    differs from protobuf JSON, e.g. in how ids are written) and the protobuf JSON mapping. Bad input is a
+    BadInput naming the ``what`` ("metrics", "traces") and the message type."""
     mime = (content_type or "").split(";")[0].strip().lower()
-    req = ExportMetricsServiceRequest()
+    name = type(req).__name__
     if mime in ("application/x-protobuf", "application/protobuf"):
         try:
             req.ParseFromString(body)
         except DecodeError as exc:
-            raise BadInput(f"OTLP metrics body is not a valid ExportMetricsServiceRequest protobuf: {exc}") \
-                from exc
+            raise BadInput(f"OTLP {what} body is not a valid {name} protobuf: {exc}") from exc
         return req
     if mime == "application/json":
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise BadInput(f"OTLP metrics body is not valid JSON: {exc}") from exc
+            raise BadInput(f"OTLP {what} body is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
-            raise BadInput("OTLP metrics JSON body must be an object with resourceMetrics")
-        _drop_exemplars(data)
+            raise BadInput(f"OTLP {what} JSON body must be an object with {root_key}")
+        prepare(data)
         try:
             json_format.ParseDict(data, req, ignore_unknown_fields=True)
         except json_format.ParseError as exc:
-            raise BadInput(f"OTLP metrics JSON does not follow the OTLP JSON mapping: {exc}") from exc
+            raise BadInput(f"OTLP {what} JSON does not follow the OTLP JSON mapping: {exc}") from exc
         return req
-    raise BadInput(f"unsupported Content-Type {content_type!r} for OTLP metrics; use application/x-protobuf "
-                   "or application/json")
+    raise BadInput(f"unsupported Content-Type {content_type!r} for OTLP {what}; use application/x-protobuf "
+                   "or application/json", status=unsupported_status)
+
+
+def _parse(body: bytes, content_type: str) -> ExportMetricsServiceRequest:
+    return parse_otlp_body(body, content_type, ExportMetricsServiceRequest(), "metrics", "resourceMetrics",
+                           _drop_exemplars)
 
 
 def _drop_exemplars(node: Any) -> None:
@@ -208,7 +219,7 @@ def decode_otlp_metrics(body: bytes, content_type: str, content_encoding: str | 
         for kv in rm.resource.attributes:
             target = RESOURCE_LABELS.get(kv.key)
             if target is not None:
-                res_labels[target] = _any_value_str(kv.value)
+                res_labels[target] = any_value_str(kv.value)
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 _metric(out, metric, res_labels)

@@ -22,18 +22,15 @@ numbers.
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from aurora.errors import BadInput
-from aurora.ingest.otlp import _any_value_str
+from aurora.ingest.otlp import any_value_str, parse_otlp_body
 
 __all__ = ["KIND_CLIENT", "KIND_PRODUCER", "KIND_SERVER", "SpanBatch", "decode_otlp_traces", "span_keys"]
 
@@ -133,29 +130,8 @@ def _convert_ids(node: Any, at: str) -> None:
 
 
 def _parse(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    mime = (content_type or "").split(";")[0].strip().lower()
-    req = ExportTraceServiceRequest()
-    if mime in ("application/x-protobuf", "application/protobuf"):
-        try:
-            req.ParseFromString(body)
-        except DecodeError as exc:
-            raise BadInput(f"OTLP traces body is not a valid ExportTraceServiceRequest protobuf: {exc}") from exc
-        return req
-    if mime == "application/json":
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadInput(f"OTLP traces body is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise BadInput("OTLP traces JSON body must be an object with resourceSpans")
-        _hex_ids_to_base64(data, "")
-        try:
-            json_format.ParseDict(data, req, ignore_unknown_fields=True)
-        except json_format.ParseError as exc:
-            raise BadInput(f"OTLP traces JSON does not follow the OTLP JSON mapping: {exc}") from exc
-        return req
-    raise BadInput(f"unsupported Content-Type {content_type!r} for OTLP traces; use application/x-protobuf "
-                   "or application/json", status=415)
+    return parse_otlp_body(body, content_type, ExportTraceServiceRequest(), "traces", "resourceSpans",
+                           lambda data: _hex_ids_to_base64(data, ""), unsupported_status=415)
 
 
 def decode_otlp_traces(body: bytes, content_type: str, max_end_ms: int | None = None) -> SpanBatch:
@@ -179,7 +155,7 @@ def decode_otlp_traces(body: bytes, content_type: str, max_end_ms: int | None = 
     peers: list[int] = []
     exact: list[bool] = []
     for ri, rs in enumerate(req.resource_spans):
-        name = next((_any_value_str(kv.value) for kv in rs.resource.attributes if kv.key == "service.name"), "")
+        name = next((any_value_str(kv.value) for kv in rs.resource.attributes if kv.key == "service.name"), "")
         code = -1
         if name:
             code = svc_code.get(name, -1)
@@ -236,7 +212,7 @@ def _peer_of(sp: trace_pb2.Span) -> tuple[str, bool]:
     found: dict[str, str] = {}
     for kv in sp.attributes:
         if kv.key in PEER_SERVICE_KEYS or kv.key in PEER_ADDRESS_KEYS:
-            found[kv.key] = _any_value_str(kv.value)
+            found[kv.key] = any_value_str(kv.value)
     for k in PEER_SERVICE_KEYS:
         if found.get(k):
             return found[k], True
