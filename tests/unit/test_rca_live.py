@@ -113,3 +113,18 @@ def test_deterministic() -> None:
     t, cols = frame(3)
     cols[("redis", "http_request_duration_seconds")][t >= ONSET] += 0.02
     assert rank(t, cols, graph()) == rank(t, cols, graph())
+
+
+def test_a_slow_burn_is_found_by_its_trend_before_its_level_is_far_off() -> None:
+    t, cols = frame(5)
+    after = t >= ONSET
+    disk = 1e11 + np.random.default_rng(9).normal(0, 1e7, N)  # a disk barely moving
+    disk[after] += (t[after] - ONSET) * 2e6  # filling at 2 MB/s: 3 GB by the end, 3 % of the level
+    cols[("postgres", "disk_used_bytes")] = disk
+    cols[("web", "cpu_utilization_ratio")][after] += 0.06  # 6 deviations of noise-like level shift elsewhere
+    names = list(cols)
+    res = rank_incident(t, np.column_stack([cols[k] for k in names]), [Column(s, m) for s, m in names], ONSET,
+                        graph())
+    top = res.candidates[0]
+    assert top.service == "postgres" and top.metric == "disk_used_bytes"
+    assert top.evidence[0]["type"] == "trend" and "rising" in top.evidence[0]["text"]

@@ -98,8 +98,9 @@ def rca(
     from aurora.bench.rca import KS, run_bench
 
     report = _run(lambda progress: run_bench(data, out, limit=limit, progress=progress), quiet_warnings=True)
-    for level in ("service", "metric"):
-        table = Table(title=f"RCA, {level} level ({report['overall']['cases']} cases)")
+    for level in ("service", "metric", "live_service"):
+        what = "service level, the live incident ranker" if level == "live_service" else f"{level} level"
+        table = Table(title=f"RCA, {what} ({report['overall']['cases']} cases)")
         table.add_column("fault")
         for k in KS:
             table.add_column(f"AC@{k}", justify="right")

@@ -22,8 +22,8 @@ from aurora.incidents.model import SEVERITY_RANK, Signal, SignalState, TimelineE
 from aurora.incidents.severity import incident_severity
 from aurora.incidents.summary import categorize, summarize, title
 from aurora.model import SeriesBatch
-from aurora.rca.live import ChangeRef, RcaResult, RcaSettings, rank_incident
-from aurora.rca.window import SeriesSource, read_window
+from aurora.rca.live import ChangeRef, RcaResult, RcaSettings, column_slopes, rank_incident
+from aurora.rca.window import SeriesSource, counter_rates, is_counter, read_window
 
 log = logging.getLogger(__name__)
 MAX_SIGNAL_ENTRIES = 50  # timeline entries for new signals per incident; the rest are counted
@@ -63,6 +63,7 @@ class IncidentSettings:
     step_s: float = 15.0  # the grid the ranking reads the store on
     active_score: float = 0.99  # an anomalous series is still active while its consensus score is at least this
     recent_s: float = 120.0  # ... or while its median over this much is still away from its earlier level
+    trend_s: float = 600.0  # ... or its slope over this much is unlike its usual slopes
     rerank_for_s: float = 1800.0  # re-rank every rca_every_s for this long after opening, new evidence or not
 
 
@@ -73,6 +74,43 @@ def settings_from_config(cfg: Any) -> IncidentSettings:
                                         persist_s=cfg.persist_s, quiet_s=cfg.quiet_s,
                                         resolve_after_s=cfg.resolve_after_s),
         rca_every_s=cfg.rca_every_s, baseline_s=cfg.baseline_s)
+
+
+def _slope(t: np.ndarray, v: np.ndarray) -> float | None:
+    """The ranking's robust slope (per second; halves' medians) of one series; None if unknown."""
+    ok = np.isfinite(v)
+    if ok.sum() < 4:
+        return None
+    s = float(column_slopes(t[ok], v[ok][:, None])[0])
+    return s if np.isfinite(s) else None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A series' normal hour: median and robust scale of its values, median and spread of its slopes over
+    windows of ``trend_s``."""
+
+    median: float
+    scale: float
+    slope: float
+    slope_scale: float
+
+    @classmethod
+    def of(cls, t: np.ndarray, v: np.ndarray, trend_s: float, span_s: float) -> Baseline:
+        med = float(np.nanmedian(v))
+        q75, q25 = np.nanpercentile(v, [75, 25])
+        # A floor of 1 % of the level: a gauge that barely moved (a disk, a pool) still has a scale.
+        scale = max(float(q75 - q25), float(np.nanstd(v)) * 0.5, abs(med) * 0.01, 1e-9)
+        edges = np.arange(t[0], t[-1] + 1e-9, trend_s / 2)  # half-overlapping windows
+        slopes = [s for a in edges if (s := _slope(t[(t >= a) & (t < a + trend_s)],
+                                                   v[(t >= a) & (t < a + trend_s)])) is not None]
+        if slopes:
+            sm = float(np.median(slopes))
+            spread = float(np.median(np.abs(np.asarray(slopes) - sm))) * 1.4826
+        else:
+            sm, spread = 0.0, 0.0
+        # The slope floor: one level scale over the whole normal period (a steady series has no slope spread).
+        return cls(med, scale, sm, max(spread, scale / span_s))
 
 
 @dataclass
@@ -105,7 +143,7 @@ class IncidentEngine:
         self._pending_lock = threading.Lock()
         self._lock = threading.RLock()
         self._tracked: dict[int, _Tracked] = {}  # by group key
-        self._baselines: dict[tuple[int, float], tuple[float, float]] = {}  # (series, since) -> (median, scale)
+        self._baselines: dict[tuple[int, float], Baseline] = {}  # by (series, since)
         self._now: float | None = None
         self.rankings = 0
 
@@ -140,26 +178,37 @@ class IncidentEngine:
             score = self.score_of(np.array([sid], np.int64))
             if len(score) and np.isfinite(score[0]) and score[0] >= self.settings.active_score:
                 return True
-        return self._away_from_baseline(sid, s.first_time)
+        return self._away_from_baseline(sid, s.first_time, s.metric)
 
-    def _away_from_baseline(self, sid: int, since: float) -> bool:
+    def _away_from_baseline(self, sid: int, since: float, metric: str | None) -> bool:
+        """Whether the series is still unlike the hour before ``since`` (counters by their rate): its median
+        over the last ``recent_s`` is ``onset_z`` robust deviations from that hour's, or its slope over the
+        last ``trend_s`` is that far from the hour's usual slopes (a disk still filling, a leak still leaking,
+        even while the level is not yet far from where it was)."""
         if self.series is None or self._now is None:
             return False
         cfg = self.settings
+        counter = is_counter(metric or "")
         base = self._baselines.get((sid, since))
         if base is None:
-            _, vs = self.series.read(sid, int((since - cfg.baseline_s) * 1000), int((since - cfg.rca.guard_s) * 1000))
+            ts, vs = self._read(sid, since - cfg.baseline_s, since - cfg.rca.guard_s, counter)
             if len(vs) < 4:
                 return False
-            med = float(np.nanmedian(vs))
-            q75, q25 = np.nanpercentile(vs, [75, 25])
-            scale = max(float(q75 - q25), float(np.nanstd(vs)) * 0.5, abs(med) * 0.01, 1e-9)
-            base = self._baselines[(sid, since)] = (med, scale)
-        _, vs = self.series.read(sid, int((self._now - cfg.recent_s) * 1000), int(self._now * 1000))
-        if len(vs) == 0:
+            base = self._baselines[(sid, since)] = Baseline.of(ts, vs, cfg.trend_s, cfg.baseline_s)
+        ts, vs = self._read(sid, self._now - max(cfg.recent_s, cfg.trend_s), self._now, counter)
+        if len(vs) == 0 or not np.isfinite(vs).any():
             return False
-        z = abs(float(np.nanmedian(vs)) - base[0]) / base[1]
-        return z >= cfg.rca.onset_z
+        recent = vs[ts >= self._now - cfg.recent_s]
+        if len(recent) and abs(float(np.nanmedian(recent)) - base.median) / base.scale >= cfg.rca.onset_z:
+            return True
+        slope = _slope(ts, vs)
+        return slope is not None and abs(slope - base.slope) / base.slope_scale >= cfg.rca.onset_z
+
+    def _read(self, sid: int, start: float, end: float, counter: bool) -> tuple[np.ndarray, np.ndarray]:
+        assert self.series is not None
+        ts, vs = self.series.read(sid, int(start * 1000), int(end * 1000))
+        t, v = ts.astype(np.float64) / 1000.0, vs.astype(np.float64)
+        return counter_rates(t, v) if counter else (t, v)
 
     # --- the step --------------------------------------------------------------------------------
     def step(self, now: float) -> None:

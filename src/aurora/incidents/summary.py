@@ -78,7 +78,8 @@ def summarize(services: Sequence[str], signals: Sequence[SignalState], first_tim
     kinds: dict[str, int] = {}
     for s in signals:
         kinds[s.kind] = kinds.get(s.kind, 0) + 1
-    what = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(kinds.items()))
+    plural = {"anomaly": "anomalies"}
+    what = ", ".join(f"{n} {plural.get(k, k + 's') if n != 1 else k}" for k, n in sorted(kinds.items()))
     mins = max(0.0, now - first_time) / 60
     parts = [f"Affected: {', '.join(sorted(services)) or 'unknown'} ({what}; {'; '.join(severity_reasons)}).",
              f"Since {_clock(first_time)} ({mins:.0f} min)."]

@@ -29,6 +29,19 @@ def service_label(labels: dict[str, str]) -> str | None:
     return labels.get("service") or labels.get("job")
 
 
+def is_counter(metric: str) -> bool:
+    return metric.endswith(COUNTER_SUFFIXES)
+
+
+def counter_rates(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-second rates of a counter's samples (times in seconds); a drop is a reset, counted from zero.
+    One value fewer than given: the rate is known from the second sample on."""
+    if len(t) < 2:
+        return t[:0], v[:0]
+    dv, dt = np.diff(v), np.diff(t)
+    return t[1:], np.where(dv >= 0, dv, v[1:]) / np.where(dt > 0, dt, np.nan)
+
+
 def read_window(store: SeriesSource, services: Iterable[str], start: float, end: float,
                 step_s: float = 15.0) -> tuple[np.ndarray, np.ndarray, list[Column]]:
     """(times, values rows x columns, columns) of every series of ``services`` between ``start`` and ``end``."""
@@ -48,13 +61,8 @@ def read_window(store: SeriesSource, services: Iterable[str], start: float, end:
             continue
         t = ts.astype(np.float64) / 1000.0
         v = vs.astype(np.float64)
-        if info.metric.endswith(COUNTER_SUFFIXES):
-            if len(t) < 2:
-                continue
-            dv = np.diff(v)
-            dt = np.diff(t)
-            v = np.where(dv >= 0, dv, v[1:]) / np.where(dt > 0, dt, np.nan)
-            t = t[1:]
+        if is_counter(info.metric):
+            t, v = counter_rates(t, v)
         row = np.floor((t - start) / step_s).astype(np.int64)
         ok = (row >= 0) & (row < n_rows)
         values[row[ok], j] = v[ok]  # later samples of a step overwrite earlier ones: the last wins
