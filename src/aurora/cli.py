@@ -140,7 +140,7 @@ def demo(
     """Run the demo: the server with the simulated "shop" fleet, faults arriving on a schedule."""
     from aurora.config import ServiceConfig
     from aurora.sim.faults import demo_schedule
-    from aurora.sim.runner import run_live
+    from aurora.sim.runner import parse_speed, run_live
     from aurora.sim.topology import shop_fleet
 
     _logging()
@@ -151,6 +151,11 @@ def demo(
                                       user_facing=s.name == fleet_spec.entry)
                         for s in fleet_spec.services]
     schedule = demo_schedule()
+    if parse_speed(speed) != 1.0 and cfg.host_agent.enabled:
+        # Faster than real time the fleet's event time lies in the past; the host agent's samples (wall
+        # time) would drag event time ahead of it, so the demo's incidents would age at the wrong pace.
+        cfg.host_agent.enabled = False
+        logging.getLogger("aurora.demo").info("host agent off: the fleet runs faster than real time")
     aurora, created = _open(cfg)
     log = logging.getLogger("aurora.demo")
 

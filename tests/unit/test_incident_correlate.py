@@ -85,8 +85,11 @@ def test_lifecycle_mitigate_reopen_resolve() -> None:
     assert c.tick(400, lambda s: active["on"]) == []  # quiet, but a signal is still active
     active["on"] = False
     assert [x.kind for x in c.tick(401, lambda s: False)] == ["mitigated"]
-    # A related signal long after the window reopens it (it is the same incident until it resolves).
-    ch = c.add([sig("c", 2000, "postgres")])
+    # A neighbour's trouble after it calmed down is not this incident: it waits in a group of its own.
+    assert c.add([sig("p", 1500, "postgres")]) == []
+    assert [g.status for g in c.groups] == ["mitigated", "pending"]
+    # A signal on one of its own services long after the window reopens it (the same incident until it resolves).
+    ch = c.add([sig("c", 2000, "cart")])
     assert [x.kind for x in ch] == ["reopened", "updated"]
     assert [x.kind for x in c.tick(2400, lambda s: False)] == ["mitigated"]
     assert [x.kind for x in c.tick(2400 + 3600, lambda s: False)] == ["resolved"]
@@ -95,13 +98,27 @@ def test_lifecycle_mitigate_reopen_resolve() -> None:
 
 def test_open_incident_wins_over_a_pending_group_and_absorbs_it() -> None:
     c = Correlator(related)
-    c.add([sig("a", 0, "cart"), sig("b", 0, "postgres")])  # opens on {cart, postgres}
+    c.add([sig("a", 0, "cart"), sig("b", 500, "postgres")])  # opens on {cart, postgres}
     c.add([sig("g", 900, "catalog")])  # not related to cart/postgres within 1 hop: a pending group
     assert len(c.groups) == 2
     ch = c.add([sig("w", 905, "web")])  # relates to both: joins the incident and merges the pending group
     assert len(c.groups) == 1
     assert c.groups[0].services == {"cart", "postgres", "catalog", "web"}
     assert "updated" in [x.kind for x in ch]
+
+
+def test_an_ongoing_incident_takes_a_neighbours_late_signals_a_quiet_one_does_not() -> None:
+    c = Correlator(related, CorrelationSettings(quiet_s=2000))
+    c.add([sig("a", 0, "cart"), sig("b", 0, "web")])
+    c.tick(900, lambda s: False)  # quiet for 900 s, nothing active (not yet mitigated: quiet_s is 2000)
+    assert c.add([sig("x", 1000, "postgres")]) == []  # a neighbour, 1000 s later: a new pending group
+    ch = c.add([sig("y", 1010, "cart")])  # its own service: joins it (and the neighbour's group merges)
+    assert [x.kind for x in ch] == ["updated"]
+    assert len(c.groups) == 1 and c.groups[0].services == {"cart", "web", "postgres"}
+    c2 = Correlator(related, CorrelationSettings(quiet_s=2000))
+    c2.add([sig("a", 0, "cart"), sig("b", 0, "web")])
+    c2.tick(900, lambda s: True)  # the fault goes on: its spread to a neighbour joins it
+    assert [x.kind for x in c2.add([sig("x", 1000, "postgres")])] == ["updated"]
 
 
 def test_resolved_signal_without_a_group_is_ignored_and_operator_close_forgets() -> None:
@@ -120,3 +137,11 @@ def test_evidence_weights() -> None:
     from aurora.incidents.correlate import signal_weight
 
     assert signal_weight(st) == 1.5
+
+
+def test_quantiles_of_one_latency_are_one_measurement() -> None:
+    c = Correlator(related)
+    same = [Signal("anomaly", f"anomaly:{i}", 0, "worker", "http_request_duration_seconds", 0.999, "warning",
+                   "slow", {"quantile": q}) for i, q in enumerate(("0.5", "0.9", "0.99"))]
+    assert c.add(same) == []  # three series, one measurement: below the bar
+    assert len(c.groups) == 1 and len(c.groups[0].signals) == 3

@@ -2,17 +2,20 @@
 
 Rules (all thresholds in ``CorrelationSettings``):
 
-* **Grouping.** A signal joins the group it is *related* to: its service is the same as, or within
-  ``max_hops`` in the service graph of, a service of the group (a host's signal relates to the services
-  running on that host). A pending group takes it only if the group's last signal is at most
-  ``window_s`` before it; an open or mitigated incident takes it until it resolves (a fault that goes
-  on, or comes back within the hour, is the same incident). When several qualify, an incident wins over
-  a pending group, then the most recently active; pending groups the signal also relates to merge into
-  the winner. Otherwise the signal starts a new pending group.
+* **Grouping.** A signal joins the group it is *related* to and close to in time. Related: its service
+  is one of the group's, or within ``max_hops`` in the service graph of one (a host's own signal, node
+  metrics, relates to the services running on that host). Close in time: the group's last signal is
+  at most ``window_s`` before it, or the group is an open incident one of whose signals is still
+  active (a fault still going on spreads). An open or mitigated incident also takes signals of its
+  *own* services however late, until it resolves: a fault that goes on, or comes back within the hour,
+  is the same incident; a neighbour's new trouble after the incident calmed down is a new one. When several
+  qualify, an incident wins over a pending group, then the most recently active; pending groups the
+  signal also relates to merge into the winner. Otherwise the signal starts a new pending group.
 * **Deduplication.** Signals with the same fingerprint (one series' anomalies, one alert, one
   prediction) are one entry in the group, with a count and first / last times.
 * **Evidence bar.** A pending group becomes an incident when its evidence reaches ``open_evidence``:
-  each distinct fingerprint adds its kind's weight (an anomaly 1, a critical anomaly 1.5, a firing
+  each distinct measurement (for anomalies: a metric of a service, whatever its quantiles or status
+  codes; otherwise a fingerprint) adds its kind's weight (an anomaly 1, a critical anomaly 1.5, a firing
   warning alert 1, a critical alert or a prediction 2), and a fingerprint seen again ``repeat_after_s``
   or more after its first occurrence adds half its weight once more; one still *active* (see below)
   ``persist_s`` after it began counts double. With the defaults one anomaly, or one series alarming
@@ -74,21 +77,25 @@ class Group:
     services: set[str] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
     persistent: set[str] = field(default_factory=set)  # fingerprints still active persist_s after they began
+    active: bool = False  # one of its signals was still active at the last tick
     opened_at: float | None = None
     mitigated_at: float | None = None
     resolved_at: float | None = None
     incident_id: int | None = None  # set by whoever persists the incident
 
     def evidence(self, repeat_after_s: float) -> float:
-        total = 0.0
+        """The weight of distinct measurements: the series of one metric of one service (the quantiles of a
+        latency, the status codes of a request counter) are one measurement, counted by its strongest."""
+        best: dict[tuple[str, str | None, str | None], float] = {}
         for fp, s in self.signals.items():
             w = signal_weight(s)
             if fp in self.persistent:
                 w *= 2.0
             elif s.count > 1 and s.last_time - s.first_time >= repeat_after_s:
                 w *= 1.5
-            total += w
-        return total
+            key = (s.kind, s.service, s.metric) if s.kind == "anomaly" else (s.kind, fp, None)
+            best[key] = max(best.get(key, 0.0), w)
+        return sum(best.values())
 
     @property
     def severity(self) -> str:
@@ -119,17 +126,22 @@ class Correlator:
         self.blips_dropped = 0
 
     # --- grouping --------------------------------------------------------------------------------
-    def _relates(self, g: Group, s: Signal) -> bool:
-        svc = s.service
-        if svc is not None:
-            if svc in g.services or svc in g.hosts:
-                return True
-            if any(self.related(svc, other) for other in g.services):
-                return True
-        host = _host_of(s)
-        return host is not None and (host in g.hosts or host in g.services)
+    def _relates(self, g: Group, s: Signal, neighbours: bool = True) -> bool:
+        """Same service; or (``neighbours``) a service within ``max_hops``, or a host-level signal (node
+        metrics) of a host the group's services run on, or a service on a host the group holds a host-level
+        signal of. Two services merely sharing a host are not related."""
+        svc, host = s.service, _host_of(s)
+        if svc is not None and svc in g.services:
+            return True
+        if not neighbours:
+            return False
+        if host is not None and (svc is None or svc == host):
+            return host in g.hosts or host in g.services
+        if host is not None and host in g.services:
+            return True
+        return svc is not None and any(self.related(svc, other) for other in g.services)
 
-    def _find(self, s: Signal) -> Group | None:
+    def _find(self, s: Signal, touched: dict[int, dict[str, SignalState]]) -> Group | None:
         """The group ``s`` belongs to: an incident before a pending group, the most recently active first.
         Pending groups it also relates to are merged into that one (the signal shows they are one problem)."""
         matches = []
@@ -138,7 +150,12 @@ class Correlator:
             # and a mitigated one is reopened by them until it resolves, however quiet it was.
             if g.status == "resolved" or (g.status == "pending" and s.time - g.last_time > self.settings.window_s):
                 continue
-            if s.fingerprint in g.signals or self._relates(g, s):
+            # Neighbours join only while the group is active (close in time); an incident that went quiet, or
+            # was mitigated, takes signals of its own services only: a neighbour's new trouble then is a
+            # new incident (unless it spreads back into this one's services).
+            recent = s.time - g.last_time <= self.settings.window_s
+            neighbours = g.status == "pending" or (g.status == "open" and (recent or g.active))
+            if s.fingerprint in g.signals or self._relates(g, s, neighbours=neighbours):
                 matches.append(g)
         if not matches:
             return None
@@ -146,6 +163,8 @@ class Correlator:
         for g in matches:
             if g is not best and g.status == "pending":
                 self._merge(best, g)
+                if best.status == "open":  # the merged signals are news to the incident
+                    touched.setdefault(best.key, {}).update(g.signals)
         return best
 
     def _merge(self, into: Group, g: Group) -> None:
@@ -165,43 +184,53 @@ class Correlator:
         self.groups.remove(g)
 
     def add(self, signals: Iterable[Signal]) -> list[Change]:
-        """Take signals (in any order within a batch; each carries its event time). Returns what changed."""
+        """Take signals (in any order within a batch; each carries its event time). Returns what changed.
+
+        Signals of one instant are all placed before any group is judged against the evidence bar, so the
+        order of series within a scrape cannot split one problem into two incidents."""
         changes: list[Change] = []
-        touched: dict[int, list[SignalState]] = {}
-        for s in sorted(signals, key=lambda x: x.time):
-            self.signals_seen += 1
-            g = self._find(s)
-            if g is None and s.resolved:
-                continue  # the end of something no group holds: nothing to correlate
-            if g is None:
-                g = Group(next(self._keys), s.time, s.time)
-                self.groups.append(g)
-            st = g.signals.get(s.fingerprint)
-            if st is None:
-                st = g.signals[s.fingerprint] = SignalState.of(s)
-            else:
-                st.merge(s)
-            if s.service is not None:
-                g.services.add(s.service)
-            host = _host_of(s)
-            if host is not None:
-                g.hosts.add(host)
-            g.first_time = min(g.first_time, s.time)
-            g.last_time = max(g.last_time, s.time)
-            if g.status == "mitigated" and not s.resolved:
-                g.status, g.mitigated_at = "open", None
-                changes.append(Change("reopened", g, s.time))
-            if g.status == "pending" and g.evidence(self.settings.repeat_after_s) >= self.settings.open_evidence:
-                g.status, g.opened_at = "open", s.time
-                changes.append(Change("opened", g, s.time, tuple(g.signals.values())))
-                touched.pop(g.key, None)
-            elif g.status == "open":
-                touched.setdefault(g.key, []).append(st)
+        touched: dict[int, dict[str, SignalState]] = {}
+        ordered = sorted(signals, key=lambda x: x.time)
+        for _, same_time in itertools.groupby(ordered, key=lambda x: x.time):
+            for s in same_time:
+                self._place(s, changes, touched)
+            for g in self.groups:
+                if g.status == "pending" and g.evidence(self.settings.repeat_after_s) >= self.settings.open_evidence:
+                    g.status, g.opened_at = "open", g.last_time
+                    changes.append(Change("opened", g, g.last_time, tuple(g.signals.values())))
+                    touched.pop(g.key, None)
         by_key = {g.key: g for g in self.groups}
         for key, sts in touched.items():
-            uniq = {id(x): x for x in sts}
-            changes.append(Change("updated", by_key[key], max(x.last_time for x in sts), tuple(uniq.values())))
+            if key in by_key and by_key[key].status == "open":
+                changes.append(Change("updated", by_key[key], max(x.last_time for x in sts.values()),
+                                      tuple(sts.values())))
         return changes
+
+    def _place(self, s: Signal, changes: list[Change], touched: dict[int, dict[str, SignalState]]) -> None:
+        self.signals_seen += 1
+        g = self._find(s, touched)
+        if g is None and s.resolved:
+            return  # the end of something no group holds: nothing to correlate
+        if g is None:
+            g = Group(next(self._keys), s.time, s.time)
+            self.groups.append(g)
+        st = g.signals.get(s.fingerprint)
+        if st is None:
+            st = g.signals[s.fingerprint] = SignalState.of(s)
+        else:
+            st.merge(s)
+        if s.service is not None:
+            g.services.add(s.service)
+        host = _host_of(s)
+        if host is not None:
+            g.hosts.add(host)
+        g.first_time = min(g.first_time, s.time)
+        g.last_time = max(g.last_time, s.time)
+        if g.status == "mitigated" and not s.resolved:
+            g.status, g.mitigated_at = "open", None
+            changes.append(Change("reopened", g, s.time))
+        if g.status == "open":
+            touched.setdefault(g.key, {})[s.fingerprint] = st
 
     # --- lifecycle -------------------------------------------------------------------------------
     def tick(self, now: float, active: Active | None = None) -> list[Change]:
@@ -223,6 +252,7 @@ class Correlator:
             elif g.status == "open":
                 quiet = now - g.last_time >= cfg.quiet_s
                 still = any(not s.resolved and (active(s) if active else False) for s in g.signals.values())
+                g.active = still
                 if quiet and not still:
                     g.status, g.mitigated_at = "mitigated", now
                     changes.append(Change("mitigated", g, now))
