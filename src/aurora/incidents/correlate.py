@@ -72,7 +72,7 @@ class Group:
     key: int  # the correlator's own id for the group
     first_time: float
     last_time: float
-    status: str = "pending"  # pending | open | mitigated | resolved
+    status: str = "pending"  # pending | open | mitigated | resolved (| merged: absorbed by another group)
     signals: dict[str, SignalState] = field(default_factory=dict)
     services: set[str] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
@@ -181,6 +181,7 @@ class Correlator:
         into.persistent |= g.persistent
         into.first_time = min(into.first_time, g.first_time)
         into.last_time = max(into.last_time, g.last_time)
+        g.status = "merged"  # gone: a caller still holding it must not open it
         self.groups.remove(g)
 
     def add(self, signals: Iterable[Signal]) -> list[Change]:
@@ -192,10 +193,9 @@ class Correlator:
         touched: dict[int, dict[str, SignalState]] = {}
         ordered = sorted(signals, key=lambda x: x.time)
         for _, same_time in itertools.groupby(ordered, key=lambda x: x.time):
-            for s in same_time:
-                self._place(s, changes, touched)
-            for g in self.groups:
-                if g.status == "pending" and g.evidence(self.settings.repeat_after_s) >= self.settings.open_evidence:
+            placed = [self._place(s, changes, touched) for s in same_time]
+            for g in {id(g): g for g in placed if g is not None and g.status == "pending"}.values():
+                if g.evidence(self.settings.repeat_after_s) >= self.settings.open_evidence:
                     g.status, g.opened_at = "open", g.last_time
                     changes.append(Change("opened", g, g.last_time, tuple(g.signals.values())))
                     touched.pop(g.key, None)
@@ -206,11 +206,12 @@ class Correlator:
                                       tuple(sts.values())))
         return changes
 
-    def _place(self, s: Signal, changes: list[Change], touched: dict[int, dict[str, SignalState]]) -> None:
+    def _place(self, s: Signal, changes: list[Change], touched: dict[int, dict[str, SignalState]]) -> Group | None:
+        """Put one signal in its group (a new one if none relates). Returns the group."""
         self.signals_seen += 1
         g = self._find(s, touched)
         if g is None and s.resolved:
-            return  # the end of something no group holds: nothing to correlate
+            return None  # the end of something no group holds: nothing to correlate
         if g is None:
             g = Group(next(self._keys), s.time, s.time)
             self.groups.append(g)
@@ -231,6 +232,7 @@ class Correlator:
             changes.append(Change("reopened", g, s.time))
         if g.status == "open":
             touched.setdefault(g.key, {})[s.fingerprint] = st
+        return g
 
     # --- lifecycle -------------------------------------------------------------------------------
     def tick(self, now: float, active: Active | None = None) -> list[Change]:
