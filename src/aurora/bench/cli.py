@@ -163,23 +163,42 @@ def predict(
         str | None, typer.Option("--scenarios", help="comma list (default: the slow-burn faults and fast variants)")
     ] = None,
     fault_free: Annotated[bool, typer.Option(help="also run fault_free (24 h) per seed for false predictions")] = True,
+    models: Annotated[
+        str | None, typer.Option("--models", help="comma list of trend, baseline (default: both; the first one's "
+                                                  "scores are the report's top-level keys)")
+    ] = None,
 ) -> None:
-    """Predict limit breaches (memory, disk, DB pool, model accuracy) on the simulated fleet and score them."""
-    from aurora.bench.predict import DEFAULT_SCENARIOS, run_bench
+    """Predict limit breaches (memory, disk, DB pool, model accuracy) on the simulated fleet and score them,
+    the trend forecaster and the baseline side by side."""
+    from aurora.bench.predict import DEFAULT_SCENARIOS, MODELS, run_bench
 
     names = _scenario_names(scenarios, DEFAULT_SCENARIOS)
+    chosen = [m.strip() for m in models.split(",") if m.strip()] if models else list(MODELS)
+    unknown = [m for m in chosen if m not in MODELS]
+    if unknown or not chosen:
+        console.print(f"[red]error:[/red] unknown model(s) {', '.join(unknown) or '(none)'}; "
+                      f"known: {', '.join(MODELS)}")
+        raise typer.Exit(2)
     report = _run(lambda progress: run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names,
-                                             fault_free=fault_free, limit=limit, progress=progress))
+                                             fault_free=fault_free, limit=limit, progress=progress, models=chosen))
     table = Table(title=f"Failure prediction ({report['runs']} runs, seeds {report['seeds'][0]}..)")
-    for col in ("scenario", "runs", "recall", "precision", "lead median", "lead p10", "ETA coverage"):
-        table.add_column(col, justify="left" if col == "scenario" else "right")
-    for name, s in [*report["by_scenario"].items(), ("all", report)]:
-        table.add_row(name, str(s["runs"]), _ratio(s["recall"]), _ratio(s["precision"]),
-                      _minutes(s["lead_time_median_s"]), _minutes(s["lead_time_p10_s"]),
-                      _ratio(s["eta_interval_coverage"]))
+    for col in ("model", "scenario", "runs", "recall", "precision", "lead median", "lead p10", "ETA coverage",
+                "first ETA coverage"):
+        table.add_column(col, justify="left" if col in ("model", "scenario") else "right")
+    for m, ms in report["models"].items():
+        rows = [*ms["by_scenario"].items(), ("all", ms)]
+        if ms.get("slow_burn"):
+            rows.append(("slow-burn", ms["slow_burn"]))
+        for name, s in rows:
+            table.add_row(m, name, str(s["runs"]), _ratio(s["recall"]), _ratio(s["precision"]),
+                          _minutes(s["lead_time_median_s"]), _minutes(s["lead_time_p10_s"]),
+                          _ratio(s["eta_interval_coverage"]), _ratio(s["eta_interval_coverage_first"]))
+        table.add_section()
     Console().print(table)
-    console.print(f"false predictions per 1,000 series-days (fault-free): "
-                  f"{_ratio(report['false_predictions_per_1000_series_days'])}")
+    for m, ms in report["models"].items():
+        console.print(f"{m}: false predictions per 1,000 series-days (fault-free): "
+                      f"{_ratio(ms['false_predictions_per_1000_series_days'])}; forecast "
+                      f"{_ratio(ms['forecast_us_per_series_eval'])} µs per series and evaluation")
     console.print(f"report: {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
 
 

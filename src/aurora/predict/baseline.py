@@ -25,14 +25,10 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
-#: Series with a known limit: metric -> (limit metric or fixed value, direction of the breach).
-#: ``+1``: the value rises to the limit; ``-1``: it falls to a floor.
-LIMITS: dict[str, tuple[str | float, int]] = {
-    "container_memory_working_set_bytes": ("container_spec_memory_limit_bytes", 1),
-    "disk_used_bytes": ("disk_capacity_bytes", 1),
-    "db_connections_open": ("db_connections_max", 1),
-    "model_accuracy_ratio": (0.85, -1),
-}
+from aurora.predict.limits import LIMITS, LimitedSeries, limit_columns
+
+__all__ = ["LIMITS", "LimitedSeries", "PredictConfig", "TrendFit", "limit_columns", "predict_breaches", "theil_sen",
+           "thin"]
 
 
 @dataclass(frozen=True)
@@ -178,32 +174,4 @@ def predict_breaches(
             "n_points": int(fit.n_points[r]),
             "direction": int(sign[r]),
         })
-    return out
-
-
-@dataclass(frozen=True)
-class LimitedSeries:
-    column: int  # the series' column
-    direction: int  # +1: rises to the limit; -1: falls to a floor
-    limit_column: int | None = None  # the column holding its limit, or
-    limit_value: float = float("nan")  # a fixed limit
-
-
-def limit_columns(series: list[tuple[str, dict[str, str]]],
-                  limits: dict[str, tuple[str | float, int]] | None = None) -> list[LimitedSeries]:
-    """The series of ``(metric, labels)`` with a known limit (``LIMITS`` by default). A limit series
-    matches on exactly the same labels."""
-    table = LIMITS if limits is None else limits
-    where = {(m, tuple(sorted(lab.items()))): k for k, (m, lab) in enumerate(series)}
-    out: list[LimitedSeries] = []
-    for k, (metric, labels) in enumerate(series):
-        if metric not in table:
-            continue
-        ref, sign = table[metric]
-        if isinstance(ref, str):
-            col = where.get((ref, tuple(sorted(labels.items()))))
-            if col is not None:
-                out.append(LimitedSeries(k, sign, limit_column=col))
-        else:
-            out.append(LimitedSeries(k, sign, limit_value=float(ref)))
     return out
