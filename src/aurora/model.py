@@ -19,6 +19,12 @@ LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
+COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")  # Prometheus names of cumulative series
+
+
+def is_counter(metric: str) -> bool:
+    """A cumulative series: detection scores it, and root-cause ranking reads it, by its per-second rate."""
+    return metric.endswith(COUNTER_SUFFIXES)
 
 
 def escape_label_value(value: str) -> str:

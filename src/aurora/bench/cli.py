@@ -36,6 +36,12 @@ def _progress() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
 
 
 Progress_ = Callable[[str, int], Callable[[int], None]]
+# Options the simulator benches (predict, e2e, incidents) share.
+SeedsOpt = Annotated[int, typer.Option("--seeds", min=1, help="seeds per scenario")]
+SeedBaseOpt = Annotated[
+    int, typer.Option("--seed-base", help="first seed (reported runs: 1000+; development used < 1000)")
+]
+RunLimitOpt = Annotated[int | None, typer.Option("--limit", help="only the first N runs (scores not comparable)")]
 
 
 def _run(work: Callable[[Progress_], dict[str, Any]], quiet_warnings: bool = False) -> dict[str, Any]:
@@ -154,11 +160,9 @@ def _ratio(v: float | None) -> str:
 @bench_app.command("predict")
 def predict(
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("bench-out/predict"),
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per scenario")] = 20,
-    seed_base: Annotated[
-        int, typer.Option("--seed-base", help="first seed (reported runs: 1000+; development used < 1000)")
-    ] = 1000,
-    limit: Annotated[int | None, typer.Option("--limit", help="only the first N runs (scores not comparable)")] = None,
+    seeds: SeedsOpt = 20,
+    seed_base: SeedBaseOpt = 1000,
+    limit: RunLimitOpt = None,
     scenarios: Annotated[
         str | None, typer.Option("--scenarios", help="comma list (default: the slow-burn faults and fast variants)")
     ] = None,
@@ -205,11 +209,9 @@ def predict(
 @bench_app.command("e2e")
 def e2e(
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("bench-out/e2e"),
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per scenario")] = 10,
-    seed_base: Annotated[
-        int, typer.Option("--seed-base", help="first seed (reported runs: 1000+; development used < 1000)")
-    ] = 1000,
-    limit: Annotated[int | None, typer.Option("--limit", help="only the first N runs (scores not comparable)")] = None,
+    seeds: SeedsOpt = 10,
+    seed_base: SeedBaseOpt = 1000,
+    limit: RunLimitOpt = None,
     scenarios: Annotated[
         str | None, typer.Option("--scenarios", help="comma list (default: every fixable fault)")
     ] = None,
@@ -264,11 +266,9 @@ def e2e(
 @bench_app.command("incidents")
 def incidents(
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("bench-out/incidents"),
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per scenario")] = 10,
-    seed_base: Annotated[
-        int, typer.Option("--seed-base", help="first seed (reported runs: 1000+; development used < 1000)")
-    ] = 1000,
-    limit: Annotated[int | None, typer.Option("--limit", help="only the first N runs (scores not comparable)")] = None,
+    seeds: SeedsOpt = 10,
+    seed_base: SeedBaseOpt = 1000,
+    limit: RunLimitOpt = None,
     scenarios: Annotated[
         str | None, typer.Option("--scenarios", help="comma list (default: every fault of the catalogue)")
     ] = None,

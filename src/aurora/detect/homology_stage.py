@@ -15,8 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from aurora.detect.homology import HomologyAnalyzer, HomologyConfig, HomologyRecord
-from aurora.detect.stage import COUNTER_SUFFIXES
-from aurora.model import SeriesBatch
+from aurora.model import SeriesBatch, is_counter
 
 NO_SERIES = -1  # the series_id of a record about a whole service
 UNSEEN, NO_GROUP = -2, -1
@@ -52,7 +51,7 @@ class HomologyStage:
         for i in np.flatnonzero(self._group_of[ids] == UNSEEN):  # once per series lifetime
             metric, labels = batch.metrics[int(i)], batch.labels[int(i)]
             service = labels.get("service")
-            if not service or metric.endswith(COUNTER_SUFFIXES):
+            if not service or is_counter(metric):
                 self._group_of[ids[i]] = NO_GROUP
                 continue
             if service not in self._index:

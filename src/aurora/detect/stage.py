@@ -35,11 +35,10 @@ from sqlalchemy import Engine, insert, select
 from aurora.db.tables import anomalies
 from aurora.detect.checkpoint import flatten, unflatten
 from aurora.detect.ensemble import EnsembleConfig, EnsembleDetector, EnsembleResult
-from aurora.model import SeriesBatch
+from aurora.model import SeriesBatch, is_counter
 
 log = logging.getLogger(__name__)
 
-COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 IGNORED_SUFFIXES = ("_created",)
 UNKNOWN, GAUGE, COUNTER, IGNORED = 0, 1, 2, 3
 NO_TIME = np.iinfo(np.int64).min // 2  # "never", far enough from the minimum that differences cannot overflow
@@ -162,7 +161,7 @@ class DetectStage:
 
     def _describe(self, sid: int, metric: str, labels: dict[str, str]) -> None:
         """Once per series lifetime: what kind of series it is and the labels /metrics shows for it."""
-        counter = metric.endswith(COUNTER_SUFFIXES)
+        counter = is_counter(metric)
         self._kind[sid] = IGNORED if metric.endswith(IGNORED_SUFFIXES) else COUNTER if counter else GAUGE
         self._met[sid] = self._code(self._metrics, self._metric_code, metric)
         self._svc[sid] = self._code(self._services, self._service_code, service_of(labels) or "")

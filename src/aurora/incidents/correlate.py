@@ -38,7 +38,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from aurora.incidents.model import SEVERITY_RANK, Signal, SignalState
+from aurora.incidents.model import Signal, SignalState
 
 Related = Callable[[str, str], bool]  # (service a, service b) -> within max_hops in the service graph
 Active = Callable[[SignalState], bool]  # is this signal's condition still present?
@@ -97,9 +97,6 @@ class Group:
             best[key] = max(best.get(key, 0.0), w)
         return sum(best.values())
 
-    @property
-    def severity(self) -> str:
-        return max((s.severity for s in self.signals.values()), key=SEVERITY_RANK.__getitem__, default="info")
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from aurora.incidents.correlate import Change, CorrelationSettings, Correlator, 
 from aurora.incidents.model import SEVERITY_RANK, Signal, SignalState, TimelineEntry
 from aurora.incidents.severity import incident_severity
 from aurora.incidents.summary import categorize, summarize, title
-from aurora.model import SeriesBatch
+from aurora.model import SeriesBatch, is_counter
 from aurora.rca.live import ChangeRef, RcaResult, RcaSettings, column_slopes, rank_incident
-from aurora.rca.window import SeriesSource, counter_rates, is_counter, read_window
+from aurora.rca.window import SeriesSource, counter_rates, read_window
 
 log = logging.getLogger(__name__)
 MAX_SIGNAL_ENTRIES = 50  # timeline entries for new signals per incident; the rest are counted

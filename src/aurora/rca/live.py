@@ -193,8 +193,7 @@ def _held(absz: np.ndarray) -> np.ndarray:
 
 
 def _fmt(x: float) -> str:
-    s = f"{x:.3g}"
-    return s
+    return f"{x:.3g}"
 
 
 def rank_incident(times: np.ndarray, values: np.ndarray, columns: Sequence[Column], onset: float,

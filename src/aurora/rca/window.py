@@ -1,7 +1,7 @@
 """Reads the series of some services from the store as one aligned matrix, for root-cause ranking.
 
 Rows are a regular grid of ``step_s`` over ``[start, end]``; a cell holds the series' last sample in
-that step (NaN if none). Counters (``*_total``, ``*_count``, ``*_sum``) become per-second rates, a drop
+that step (NaN if none). Counters (``aurora.model.is_counter``) become per-second rates, a drop
 being a reset (the rate is then taken from zero), as detection scores them.
 """
 
@@ -12,10 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
+from aurora.model import is_counter
 from aurora.rca.live import Column
 from aurora.store.index import SeriesInfo
 
-COUNTER_SUFFIXES = ("_total", "_count", "_sum")
 MAX_SERIES = 2000  # bound the work of one ranking
 
 
@@ -27,10 +27,6 @@ class SeriesSource(Protocol):
 
 def service_label(labels: dict[str, str]) -> str | None:
     return labels.get("service") or labels.get("job")
-
-
-def is_counter(metric: str) -> bool:
-    return metric.endswith(COUNTER_SUFFIXES)
 
 
 def counter_rates(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
