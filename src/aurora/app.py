@@ -31,7 +31,7 @@ from aurora.detect.stage import CHECKPOINT_FILE, AnomalyLog, DetectionConfig, De
 from aurora.incidents.engine import IncidentEngine, settings_from_config
 from aurora.incidents.service import IncidentService
 from aurora.incidents.severity import USER_FACING_TIERS
-from aurora.incidents.signals import from_alert, from_anomaly
+from aurora.incidents.signals import from_alert, from_anomaly, from_prediction
 from aurora.incidents.store import IncidentStore
 from aurora.ingest.alertmanager import AlertLog
 from aurora.ingest.events import ChangeEvent, EventLog
@@ -39,6 +39,11 @@ from aurora.ingest.otlp_traces import SpanBatch
 from aurora.ingest.validate import validate_batch
 from aurora.model import SeriesBatch
 from aurora.pipeline import Pipeline, Stage
+from aurora.predict.lifecycle import Lifecycle
+from aurora.predict.risk import risk_scores
+from aurora.predict.stage import PredictStage
+from aurora.predict.stage import settings_from_config as predict_settings
+from aurora.predict.store import PredictionStore
 from aurora.rca.live import ChangeRef
 from aurora.selfmetrics import SelfMetrics
 from aurora.store.tsdb import TSDB, AppendResult
@@ -85,6 +90,15 @@ class Aurora:
 
                 stages.append(HomologyStage(self.tsdb, self._record_anomalies,
                                             eval_every_s=d.homology.eval_every_s, max_metrics=d.homology.max_metrics))
+        self.prediction_store = PredictionStore(self.engine)
+        self.predict: PredictStage | None = None
+        if cfg.prediction.enabled:
+            lifecycle = Lifecycle(self.prediction_store, publish=self.bus.publish, signal=self._prediction_signals,
+                                  changes=self._changes_between, signal_every_s=cfg.prediction.signal_every_s)
+            lifecycle.restore()
+            self.predict = PredictStage(lifecycle, predict_settings(cfg.prediction, cfg.services), store=self.tsdb)
+            stages.append(self.predict)
+            self.metrics.watch_risk(self.risk_scores, lambda: (self.clock.now(), self.prediction_records()))
         self.incident_engine: IncidentEngine | None = None
         if cfg.incidents.enabled:
             detect = self.detect
@@ -308,6 +322,29 @@ class Aurora:
             wm = self.clock.watermark_ms
             self.incident_engine.step(self.clock.now() if wm is None else wm / 1000.0)
         return n
+
+    def _prediction_signals(self, records: list[dict[str, Any]]) -> None:
+        if self.incident_engine is not None:
+            self.incident_engine.offer(from_prediction(r) for r in records)
+
+    def prediction_records(self, service: str | None = None, active: bool = True, **filters: Any
+                           ) -> list[dict[str, Any]]:
+        """Predictions as ``GET /api/v1/predictions`` shows them (active ones by default), newest first."""
+        return self.prediction_store.query(service=service, active=active, **filters)
+
+    def risk_scores(self) -> list[dict[str, Any]]:
+        """Per service ``{service, risk 0-100, factors}`` (``aurora.predict.risk``), riskiest first, as of
+        the current event time."""
+        now = self.clock.now()
+        services = [s.name for s in self.cfg.services]
+        rate: dict[str, float] = {}
+        if self.detect is not None:
+            snap = self.detect.snapshot(self.clock.now_ms())
+            rate = snap.rate
+            services += sorted(set(snap.service) - set(services) - {""})
+        incidents = [i for st in ("open", "mitigated") for i in self.incident_store.list(status=st, limit=200)]
+        changes = self.events.query(None, None, now - 7200.0, now, 1000)
+        return risk_scores(now, services, self.prediction_records(), rate, incidents, changes)
 
     def _record_anomalies(self, records: list[dict[str, Any]]) -> None:
         self.anomalies.add(records)

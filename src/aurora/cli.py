@@ -186,9 +186,18 @@ def _print_incident(i: dict[str, Any]) -> None:
         console.print(f"[bold]incident #{i['id']}[/bold] {i['change']}: {', '.join(i['services'])}", highlight=False)
 
 
+def _print_prediction(p: dict[str, Any]) -> None:
+    """A prediction as it is issued and as it ends (its minute-by-minute updates are on the API)."""
+    if p["change"] == "issued":
+        console.print(f"[bold magenta]prediction #{p['id']}[/bold magenta] {p['explanation']} "
+                      f"[P(within 1 h) {p['probabilities'].get('1h', 0):.0%}]", highlight=False)
+    elif p["change"] in ("confirmed", "withdrawn"):
+        console.print(f"[bold]prediction #{p['id']}[/bold] {p['change']}: {p['close_reason']}", highlight=False)
+
+
 async def _print_feed(aurora: Aurora, per_service_s: float = 300.0) -> None:
-    """The demo's console feed: incidents as they open, get ranked, mitigate and resolve; and each anomaly with
-    its explanation, one line per service per 5 min."""
+    """The demo's console feed: incidents as they open, get ranked, mitigate and resolve; predictions as they are
+    issued and end; and each anomaly with its explanation, one line per service per 5 min."""
     import datetime as dt
 
     queue = aurora.bus.subscribe()
@@ -197,6 +206,9 @@ async def _print_feed(aurora: Aurora, per_service_s: float = 300.0) -> None:
         msg = await queue.get()
         if msg["event"] == "incident":
             _print_incident(msg["data"])
+            continue
+        if msg["event"] == "prediction":
+            _print_prediction(msg["data"])
             continue
         if msg["event"] != "anomaly":
             continue

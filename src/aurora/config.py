@@ -167,6 +167,29 @@ class IncidentConfig(Section):
         return self
 
 
+class PredictionLimit(Section):
+    limit: float | str = Field(description=(
+        "a fixed value, or the metric that holds the limit (matched on exactly the same labels)"))
+    direction: Literal["rising", "falling"] = Field("rising", description=(
+        "rising: the value grows to a ceiling; falling: it drops to a floor"))
+    kind: str | None = Field(None, description="what a breach means, e.g. queue_full (default: limit_breach)")
+
+
+class PredictionConfig(Section):
+    """Forecasts of time to breach for series with a known limit (``aurora.predict``)."""
+
+    enabled: bool = True
+    eval_every_s: float = Field(60, ge=60, description=(
+        "forecast every limited series this often (event time; at least one 1-min block)"))
+    horizon_s: float = Field(6 * 3600, ge=1800, le=24 * 3600, description=(
+        "predict breaches at most this far ahead (without a daily profile at most 4 h)"))
+    signal_every_s: float = Field(300, gt=0, description=(
+        "re-send an active prediction to the incident engine this often (and whenever it turns urgent)"))
+    limits: dict[str, PredictionLimit] = Field(default_factory=dict, description=(
+        "more limited metrics: metric -> {limit, direction, kind}; built in: memory working set vs its "
+        "limit, disk used vs capacity, DB connections vs the pool, model accuracy vs 0.85"))
+
+
 class ServiceConfig(Section):
     name: str
     depends_on: list[str] = Field(default_factory=list)
@@ -186,6 +209,7 @@ class AuroraConfig(Section):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     services: list[ServiceConfig] = Field(default_factory=list)
     incidents: IncidentConfig = Field(default_factory=IncidentConfig)
+    prediction: PredictionConfig = Field(default_factory=PredictionConfig)
 
     @field_validator("scrape")
     @classmethod

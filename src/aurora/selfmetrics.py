@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -55,6 +55,35 @@ class AnomalyScoreCollector(Collector):
         yield GaugeMetricFamily("aurora_anomaly_rate", RATE_HELP, labels=["service"])
 
 
+RISK_HELP = "Risk score (0-100) of each service: predictions, anomalies, open incidents and recent changes combined"
+ETA_HELP = "Seconds of event time until the predicted breach, per active prediction"
+
+
+class RiskCollector(Collector):
+    """``aurora_risk_score`` per service and ``aurora_prediction_eta_seconds`` per active prediction, computed
+    when /metrics is scraped."""
+
+    def __init__(self, risk: Callable[[], list[dict[str, Any]]],
+                 predictions: Callable[[], tuple[float, list[dict[str, Any]]]]) -> None:
+        self._risk = risk
+        self._predictions = predictions
+
+    def collect(self) -> Iterator[Metric]:
+        risk = GaugeMetricFamily("aurora_risk_score", RISK_HELP, labels=["service"])
+        for r in self._risk():
+            risk.add_metric([r["service"]], float(r["risk"]))
+        yield risk
+        eta = GaugeMetricFamily("aurora_prediction_eta_seconds", ETA_HELP, labels=["service", "metric", "kind", "id"])
+        now, preds = self._predictions()
+        for p in preds:
+            eta.add_metric([p.get("service") or "", p["metric"], p["kind"], str(p["id"])], float(p["eta"]) - now)
+        yield eta
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("aurora_risk_score", RISK_HELP, labels=["service"])
+        yield GaugeMetricFamily("aurora_prediction_eta_seconds", ETA_HELP, labels=["service", "metric", "kind", "id"])
+
+
 class SelfMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -81,3 +110,8 @@ class SelfMetrics:
     def watch_anomaly_scores(self, snapshot: Callable[[], ScoreSnapshot]) -> None:
         """Serve the detection stage's per-series scores and per-service anomaly rates."""
         self.registry.register(AnomalyScoreCollector(snapshot))
+
+    def watch_risk(self, risk: Callable[[], list[dict[str, Any]]],
+                   predictions: Callable[[], tuple[float, list[dict[str, Any]]]]) -> None:
+        """Serve per-service risk scores and the active predictions' time to breach."""
+        self.registry.register(RiskCollector(risk, predictions))

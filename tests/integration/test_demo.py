@@ -49,5 +49,15 @@ def test_demo_streams_the_fleet(tmp_path: Path) -> None:
             while time.monotonic() < deadline and "ranked causes: cart" not in srv.log.read_text():
                 time.sleep(0.2)
             assert "ranked causes: cart" in srv.log.read_text()
+            # The second fault, catalog's memory leak, is predicted ahead of its OOM kill, and printed.
+            deadline = time.monotonic() + 90
+            preds: list[dict[str, object]] = []
+            while time.monotonic() < deadline and not preds:
+                preds = c.get("/api/v1/predictions", params={"service": "catalog", "active": "false"}).json()[
+                    "predictions"]
+                time.sleep(0.5)
+            assert preds and preds[-1]["kind"] == "memory_exhaustion", preds
+            assert preds[-1]["cone"] and "will reach its limit" in str(preds[-1]["explanation"])
+            assert f"prediction #{preds[-1]['id']}" in srv.log.read_text()
     finally:
         srv.stop()

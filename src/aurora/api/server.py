@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aurora import __version__
-from aurora.api import routes_admin, routes_incidents, routes_ingest, routes_read, routes_topology
+from aurora.api import (
+    routes_admin,
+    routes_incidents,
+    routes_ingest,
+    routes_predictions,
+    routes_read,
+    routes_topology,
+)
 from aurora.app import Aurora
 from aurora.errors import AuroraError
 
@@ -63,4 +70,5 @@ def create_app(aurora: Aurora, background: bool = True) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_incidents.router)
     app.include_router(routes_topology.router)
+    app.include_router(routes_predictions.router)
     return app

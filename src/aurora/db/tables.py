@@ -204,3 +204,37 @@ incident_search = Table(
     Column("causes", Text, nullable=False),  # root causes' service, metric and evidence; services; category
     Column("notes", Text, nullable=False),
 )
+
+# Predictions of a breach (written by the prediction stage). Times are event time, unix s; an infinite
+# ETA bound (the slope is not significant at that level) is stored as NULL.
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("series_id", Integer, nullable=False),
+    Column("service", String(255)),
+    Column("metric", String(255), nullable=False),
+    Column("labels", Text, nullable=False),  # JSON object
+    Column("kind", String(64), nullable=False),  # e.g. memory_exhaustion, disk_full
+    Column("direction", Integer, nullable=False),  # +1 rises to a ceiling, -1 falls to a floor
+    Column("threshold", Float, nullable=False),  # the limit
+    Column("limit_source", String(255), nullable=False),  # the limit's series, "config" or "default"
+    Column("state", String(16), nullable=False),  # active | withdrawn | confirmed
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("closed_at", Float),
+    Column("close_reason", Text),
+    Column("eta", Float, nullable=False),
+    Column("eta_low", Float),
+    Column("eta_high", Float),
+    Column("first_eta", Float, nullable=False),  # the ETA when first issued (its error is known on breach)
+    Column("breach_at", Float),  # when the breach was observed (confirmed)
+    Column("probability", Float, nullable=False),  # P(breach within the horizon)
+    Column("probabilities", Text, nullable=False),  # JSON {"30m": p, "1h": p, "2h": p, "4h": p}
+    Column("evidence", Text, nullable=False),  # JSON: fitted trend, current, since, window, sawtooth, change, ...
+    Column("explanation", Text, nullable=False),
+    Column("updates", Integer, nullable=False),
+)
+Index("ix_predictions_state", predictions.c.state)
+Index("ix_predictions_service_created", predictions.c.service, predictions.c.created_at)
+Index("ix_predictions_series", predictions.c.series_id)

@@ -35,6 +35,7 @@ correlator keeps up with thousands of signals per second (``benchmarks/bench_cor
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -82,6 +83,8 @@ class Group:
     mitigated_at: float | None = None
     resolved_at: float | None = None
     incident_id: int | None = None  # set by whoever persists the incident
+    trend_began: float | None = None  # the earliest start of a trend its predictions saw (slow burns begin
+    # long before the first signal: root causes are ranked against the period before the trend)
 
     def evidence(self, repeat_after_s: float) -> float:
         """The weight of distinct measurements: the series of one metric of one service (the quantiles of a
@@ -178,6 +181,8 @@ class Correlator:
         into.persistent |= g.persistent
         into.first_time = min(into.first_time, g.first_time)
         into.last_time = max(into.last_time, g.last_time)
+        if g.trend_began is not None:
+            into.trend_began = min(into.trend_began or math.inf, g.trend_began)
         g.status = "merged"  # gone: a caller still holding it must not open it
         self.groups.remove(g)
 
@@ -215,6 +220,10 @@ class Correlator:
         st = g.signals.get(s.fingerprint)
         if st is None:
             st = g.signals[s.fingerprint] = SignalState.of(s)
+            since = s.data.get("since") if s.kind == "prediction" else None
+            if since is not None and math.isfinite(float(since)):  # as first seen: later updates of a
+                # prediction move "since" back as its fit window grows
+                g.trend_began = min(g.trend_began or math.inf, float(since))
         else:
             st.merge(s)
         if s.service is not None:

@@ -305,13 +305,20 @@ class IncidentEngine:
         if self.series is None:
             return None
         cfg = self.settings
-        onset = g.first_time
-        start = onset - cfg.baseline_s - cfg.rca.guard_s
-        end = min(now, onset + cfg.span_s)
-        times, values, cols = read_window(self.series, self._candidates(g), start, end, cfg.step_s)
-        changes = self.changes(onset - cfg.rca.change_window_s, end) if self.changes else []
-        topo = self.topology if self.topology is not None and self.topology.edge_count() else None
-        return rank_incident(times, values, cols, onset, topo, changes, cfg.rca)
+        # a prediction-led incident is ranked against the period before its trend began (by the time of the
+        # prediction a leak is hours old), falling back to its first signal when that has too little data
+        trend = g.trend_began
+        result = None
+        for onset in ([trend] if trend is not None and trend < g.first_time else []) + [g.first_time]:
+            start = onset - cfg.baseline_s - cfg.rca.guard_s
+            end = min(now, onset + cfg.span_s)
+            times, values, cols = read_window(self.series, self._candidates(g), start, end, cfg.step_s)
+            changes = self.changes(onset - cfg.rca.change_window_s, end) if self.changes else []
+            topo = self.topology if self.topology is not None and self.topology.edge_count() else None
+            result = rank_incident(times, values, cols, onset, topo, changes, cfg.rca)
+            if result.candidates:
+                break
+        return result
 
     def _maybe_rank(self, tr: _Tracked, now: float) -> None:
         g = tr.group
@@ -328,15 +335,19 @@ class IncidentEngine:
         tr.ranked_at, tr.dirty = now, False
         self.rankings += 1
         roots = [c.as_dict() for c in result.candidates] if result is not None else []
+        confidence = result.confidence if result is not None and roots else None
+        if not roots:
+            roots = _predicted_causes(g)
+            confidence = "medium" if roots else None
         root = roots[0] if roots else None
         sev, reasons = incident_severity(g.signals.values(), g.services, self.user_facing)
         cat = categorize(root["metric"], root.get("labels")) if root else None
         fields: dict[str, Any] = {
             "title": title(sorted(g.services), list(g.signals.values()), root),
             "severity": sev, "root_causes": roots,
-            "confidence": result.confidence if result is not None and roots else None,
+            "confidence": confidence,
             "summary": summarize(sorted(g.services), list(g.signals.values()), g.first_time, now, roots,
-                                 result.confidence if result else None, reasons),
+                                 confidence, reasons),
             "category": cat[0] if cat else None, "updated_at": now,
         }
         assert g.incident_id is not None
@@ -378,3 +389,14 @@ class IncidentEngine:
                     if SEVERITY_RANK[tr.severity] >= SEVERITY_RANK.get(out.get(s, "info"), 0):
                         out[s] = tr.severity
         return out
+
+
+def _predicted_causes(g: Group) -> list[dict[str, Any]]:
+    """When the ranking finds nothing (a trend too slow to stand out in its window), the series predicted to
+    breach are the causes: their forecast is the evidence."""
+    preds = [st for st in g.signals.values() if st.kind == "prediction"]  # confirmed ones too: still the cause
+    preds.sort(key=lambda st: (st.resolved, -SEVERITY_RANK.get(st.severity, 0), st.first_time))
+    share = 1.0 / len(preds) if preds else 0.0
+    return [{"service": st.service, "metric": st.metric, "labels": dict(st.labels), "score": share, "z": None,
+             "onset": g.trend_began, "evidence": [{"type": "prediction", "metric": st.metric, "text": st.summary}]}
+            for st in preds]

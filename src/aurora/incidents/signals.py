@@ -43,9 +43,10 @@ def from_prediction(pred: dict[str, Any]) -> Signal:
     now = float(pred.get("updated_at") or pred.get("created_at") or 0.0)
     eta = pred.get("eta")
     sev = "critical" if eta is not None and float(eta) - now < 3600 else "warning"
-    resolved = pred.get("status") in ("withdrawn", "expired")
+    resolved = (pred.get("state") or pred.get("status")) in ("withdrawn", "confirmed", "expired")
     return Signal("prediction", f"prediction:{pred.get('service')}:{pred['metric']}:{pred.get('kind', 'breach')}",
                   now, pred.get("service"), pred["metric"], float(pred.get("probability") or 0.5), sev,
                   pred.get("explanation") or f"{pred['metric']} predicted to breach", dict(pred.get("labels") or {}),
                   resolved=resolved,
-                  data={"eta": eta, "eta_low": pred.get("eta_low"), "eta_high": pred.get("eta_high")})
+                  data={"eta": eta, "eta_low": pred.get("eta_low"), "eta_high": pred.get("eta_high"),
+                        "since": (pred.get("evidence") or {}).get("since"), "prediction_id": pred.get("id")})

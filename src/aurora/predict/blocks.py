@@ -133,6 +133,23 @@ class BlockBuffer:
         self.head = -(2**62)  # newest block number seen
         self._mark = np.full(s, -1, dtype=np.int64)  # scratch for the duplicate test in add()
 
+    @property
+    def n_series(self) -> int:
+        return int(self.direction.shape[0])
+
+    def grow(self, direction: np.ndarray) -> None:
+        """Append series (their directions) after the existing ones; a live stage meets series as they come."""
+        extra = np.asarray(direction, dtype=np.int64)
+        if not extra.size:
+            return
+        k = self.n_blocks
+        self.direction = np.concatenate([self.direction, extra])
+        self.total = np.hstack([self.total, np.zeros((k, extra.size), np.float32)])
+        self.ext = np.hstack([self.ext, np.full((k, extra.size), -np.inf, np.float32)])
+        self.count = np.hstack([self.count, np.zeros((k, extra.size), np.uint8)])
+        self.offset = np.concatenate([self.offset, np.full(extra.size, np.nan)])
+        self._mark = np.concatenate([self._mark, np.full(extra.size, -1, np.int64)])
+
     def _advance(self, new_head: int) -> None:
         if new_head <= self.head:
             return

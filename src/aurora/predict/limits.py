@@ -20,6 +20,27 @@ LIMITS: dict[str, tuple[str | float, int]] = {
 }
 
 
+#: What a breach of each limited metric means (a prediction's ``kind``).
+KINDS: dict[str, str] = {
+    "container_memory_working_set_bytes": "memory_exhaustion",
+    "disk_used_bytes": "disk_full",
+    "db_connections_open": "connection_pool_exhaustion",
+    "model_accuracy_ratio": "accuracy_below_floor",
+}
+
+#: A service's configured limits (``services[].limits``) by key -> the metric they limit. A limit series
+#: exported next to the metric (the real limit) wins over the configured one.
+CONFIG_LIMIT_METRICS: dict[str, str] = {
+    "memory_bytes": "container_memory_working_set_bytes",
+    "disk_bytes": "disk_used_bytes",
+    "db_connections": "db_connections_open",
+}
+
+
+def kind_of(metric: str) -> str:
+    return KINDS.get(metric, "limit_breach")
+
+
 @dataclass(frozen=True)
 class LimitedSeries:
     column: int  # the series' column

@@ -635,9 +635,13 @@ def forecast(blocks: Blocks, limits: np.ndarray | float, config: TrendConfig | N
         was = act[cand]
         state = np.where(was, np.where(keep_ok, KEEP, WITHDRAW), np.where(new_ok, ISSUE, NONE))
         reason = np.select(
-            [state != NONE, ~fit, ~trend | (tstat < cfg.z_issue), h_pt > horizon,
+            [(state == ISSUE) | (state == KEEP), ~fit, ~trend | (tstat < cfg.z_issue), h_pt > horizon,
              h_pt > cfg.extrapolate_ratio * span, ~breakout, ~cap_ok],
             [0, 2, 3, 4, 5, 6, 7], default=3)
+        # a withdrawal failed the keep rules: say which
+        reason = np.where(state == WITHDRAW, np.select(
+            [~fit, ~trend | (tstat < cfg.z_keep), h_pt > cfg.keep_horizon_ratio * cfg.horizon_s, ~cap_ok],
+            [2, 3, 4, 7], default=3), reason)
 
     # --- back to the series' units ---------------------------------------------------------------------
     sg = sign[:, 0]

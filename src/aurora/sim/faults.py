@@ -175,7 +175,8 @@ def demo_schedule(gap_s: float = 20 * MINUTE, first_s: float = 10 * MINUTE) -> S
     specs = [
         FaultSpec("bad_deployment", "cart", 0, 15 * MINUTE,
                   {"version": "1.4.3", "error_ratio": 0.15, "latency_factor": 1.3}),
-        FaultSpec("memory_leak", "catalog", 0, 35 * MINUTE, {"time_to_breach_s": 25 * MINUTE}),
+        # slow enough that the breach is predicted well ahead (the OOM kill comes 40 min after onset)
+        FaultSpec("memory_leak", "catalog", 0, 50 * MINUTE, {"time_to_breach_s": 40 * MINUTE}),
         FaultSpec("slow_database", "postgres", 0, 12 * MINUTE, {"factor": 12.0}),
         FaultSpec("dependency_outage", "payment", 0, 12 * MINUTE),
         FaultSpec("cache_failure", "redis", 0, 15 * MINUTE, {"hit_ratio": 0.05}),
