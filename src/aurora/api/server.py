@@ -71,4 +71,7 @@ def create_app(aurora: Aurora, background: bool = True) -> FastAPI:
     app.include_router(routes_incidents.router)
     app.include_router(routes_topology.router)
     app.include_router(routes_predictions.router)
+    from aurora.web import install as install_web  # the dashboard depends on the API, not the other way round
+
+    install_web(app)
     return app

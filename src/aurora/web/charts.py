@@ -1,0 +1,119 @@
+"""The Service page's chart data: one chart per metric, in uPlot's column shape, with what to mark on it.
+
+Counters are charted as per-second rates. A single-series chart gets a band: the rolling median +/- 3
+scaled MADs of the points before each step (``BAND_WINDOW`` steps), a display aid that says what "usual"
+looked like, not the detectors' own state. Anomalies carry the detectors' expected range at their time.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from aurora.model import escape_label_value, is_counter
+from aurora.predict.limits import LIMITS
+from aurora.web import adapter
+from aurora.web.queries import data_now, range_series
+
+POINTS = 360  # steps per chart
+BAND_WINDOW = 30
+RANGES = {"1h": 3600.0, "6h": 6 * 3600.0, "24h": 86_400.0}
+MAX_CHARTS = 24
+HIDDEN_LABELS = {"__name__", "service", "instance", "host"}  # the same on every series of a service
+LIMIT_METRICS = {m for m, _ in LIMITS.values() if isinstance(m, str)}  # drawn on the metric they limit
+
+
+def unit_of(metric: str) -> str:
+    if is_counter(metric):
+        return "/s"
+    for suffix, unit in (("_ratio", "ratio"), ("_bytes", "bytes"), ("_seconds", "s"), ("_score", "")):
+        if metric.endswith(suffix):
+            return unit
+    return ""
+
+
+def metrics_of(aurora: Any, service: str) -> list[str]:
+    return sorted({i.metric for i in aurora.tsdb.all_series() if i.labels.get("service") == service})
+
+
+def _band(values: np.ndarray) -> tuple[list[float | None], list[float | None]]:
+    """Rolling median +/- 3 * 1.4826 * MAD over the previous BAND_WINDOW steps (NaN where too few)."""
+    n = len(values)
+    lo: list[float | None] = [None] * n
+    hi: list[float | None] = [None] * n
+    if n <= BAND_WINDOW:
+        return lo, hi
+    win = np.lib.stride_tricks.sliding_window_view(values, BAND_WINDOW)[:-1]  # window ending before step i
+    with warnings.catch_warnings():  # an all-NaN window (a gap in the data) is expected, not news
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(win, axis=1)
+        mad = np.nanmedian(np.abs(win - med[:, None]), axis=1) * 1.4826
+    spread = 3 * mad
+    for j, (m, s) in enumerate(zip(med, spread, strict=True)):
+        if math.isfinite(m) and math.isfinite(s):
+            lo[j + BAND_WINDOW] = float(m - s)
+            hi[j + BAND_WINDOW] = float(m + s)
+    return lo, hi
+
+
+def _legend(labels: dict[str, str], metric: str) -> str:
+    rest = {k: v for k, v in labels.items() if k not in HIDDEN_LABELS}
+    return ", ".join(f"{k}={v}" for k, v in sorted(rest.items())) or metric
+
+
+def _clean(values: np.ndarray, present: np.ndarray) -> list[float | None]:
+    pairs = zip(values.tolist(), present.tolist(), strict=True)
+    return [float(v) if p and math.isfinite(v) else None for v, p in pairs]
+
+
+def _limit(aurora: Any, metric: str, sel: str, start: float, end: float, step: float,
+           n: int) -> dict[str, Any] | None:
+    """The metric's limit (``aurora.predict.limits.LIMITS``) as a line: its limit series, or a fixed floor."""
+    if metric not in LIMITS:
+        return None
+    source, _ = LIMITS[metric]
+    if not isinstance(source, str):
+        return {"label": f"limit {source:g}", "values": [float(source)] * n}
+    _, found = range_series(aurora, f"max({source}{sel})", start, end, step)
+    if not found:
+        return None
+    return {"label": source, "values": _clean(found[0].values, found[0].present)}
+
+
+def service_charts(aurora: Any, service: str, range_s: float) -> dict[str, Any]:
+    end = data_now(aurora)
+    start = end - range_s
+    step = max(1.0, range_s / POINTS)
+    sel = f'{{service="{escape_label_value(service)}"}}'
+    anomalies = aurora.anomalies.query(start=start, end=end, service=service, limit=2000)
+    preds = adapter.predictions(aurora, service, True) or []
+    charts = []
+    for metric in [m for m in metrics_of(aurora, service) if m not in LIMIT_METRICS][:MAX_CHARTS]:
+        q = f"rate({metric}{sel}[5m])" if is_counter(metric) else f"{metric}{sel}"
+        steps, found = range_series(aurora, q, start, end, step)
+        if not found:
+            continue
+        series = [{"label": _legend(s.labels, metric), "values": _clean(s.values, s.present)} for s in found[:12]]
+        chart: dict[str, Any] = {"metric": metric, "query": q, "unit": unit_of(metric),
+                                 "x": (steps / 1000.0).tolist(), "series": series, "band": None, "limit": None,
+                                 "anomalies": [], "predictions": []}
+        if len(found) == 1:
+            vals = np.where(found[0].present, found[0].values, np.nan)
+            lo, hi = _band(vals)
+            chart["band"] = {"lo": lo, "hi": hi}
+            chart["limit"] = _limit(aurora, metric, sel, start, end, step, len(steps))
+        chart["anomalies"] = [{"time": a["time"], "observed": a["observed"], "expected": a["expected"],
+                               "severity": a["severity"], "explanation": a["explanation"]}
+                              for a in anomalies if a["metric"] == metric]
+        chart["predictions"] = [{k: p.get(k) for k in ("threshold", "eta", "eta_low", "eta_high", "probability",
+                                                       "explanation")}
+                                for p in preds if p.get("metric") == metric]
+        charts.append(chart)
+    deployments = [{"time": e["time"], "kind": e["kind"],
+                    "text": f"{e['kind']} {e['attributes'].get('version', '')}".strip()}
+                   for e in aurora.events.query(service, None, start, end, 200)]
+    return {"service": service, "start": start, "end": end, "step": step, "charts": charts,
+            "events": deployments}
