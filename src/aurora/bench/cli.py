@@ -157,6 +157,10 @@ def _ratio(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _num(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
 @bench_app.command("predict")
 def predict(
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("bench-out/predict"),
@@ -168,21 +172,31 @@ def predict(
     ] = None,
     fault_free: Annotated[bool, typer.Option(help="also run fault_free (24 h) per seed for false predictions")] = True,
     models: Annotated[
-        str | None, typer.Option("--models", help="comma list of trend, baseline (default: both; the first one's "
-                                                  "scores are the report's top-level keys)")
+        str | None, typer.Option("--models", help="comma list of trend, baseline, logreg, gbm, cfc (default: "
+                                                  "trend,baseline; the first one's scores are the report's top-level "
+                                                  "keys; logreg, gbm and cfc are trained first on seeds < 1000; cfc "
+                                                  "needs the lnn extra)")
     ] = None,
 ) -> None:
     """Predict limit breaches (memory, disk, DB pool, model accuracy) on the simulated fleet and score them,
-    the trend forecaster and the baseline side by side."""
-    from aurora.bench.predict import DEFAULT_SCENARIOS, MODELS, run_bench
+    the trend forecaster, the baseline and (on request) the learned risk models side by side."""
+    from aurora.bench.predict import DEFAULT_MODELS, DEFAULT_SCENARIOS, MODELS, run_bench
 
     names = _scenario_names(scenarios, DEFAULT_SCENARIOS)
-    chosen = [m.strip() for m in models.split(",") if m.strip()] if models else list(MODELS)
+    chosen = [m.strip() for m in models.split(",") if m.strip()] if models else list(DEFAULT_MODELS)
     unknown = [m for m in chosen if m not in MODELS]
     if unknown or not chosen:
         console.print(f"[red]error:[/red] unknown model(s) {', '.join(unknown) or '(none)'}; "
                       f"known: {', '.join(MODELS)}")
         raise typer.Exit(2)
+    if "cfc" in chosen:
+        from rich.markup import escape
+
+        from aurora.predict.learned import cfc
+
+        if not cfc.available():
+            console.print(f"[red]error:[/red] {escape(cfc.INSTALL_HINT)}")
+            raise typer.Exit(2)
     report = _run(lambda progress: run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names,
                                              fault_free=fault_free, limit=limit, progress=progress, models=chosen))
     table = Table(title=f"Failure prediction ({report['runs']} runs, seeds {report['seeds'][0]}..)")
@@ -203,6 +217,16 @@ def predict(
         console.print(f"{m}: false predictions per 1,000 series-days (fault-free): "
                       f"{_ratio(ms['false_predictions_per_1000_series_days'])}; forecast "
                       f"{_ratio(ms['forecast_us_per_series_eval'])} µs per series and evaluation")
+    cls = Table(title="P(breach within 4 h) per (series, evaluation): classification")
+    for col in ("model", "ROC AUC", "avg precision", "Brier", "positives", "threshold", "fit s", "train data s"):
+        cls.add_column(col, justify="left" if col == "model" else "right")
+    for m, ms in report["models"].items():
+        c = ms.get("classification") or {}
+        cls.add_row(m, _num(c.get("roc_auc"), ".4f"), _num(c.get("average_precision"), ".4f"),
+                    _num(c.get("brier"), ".5f"), f"{c['positives']:,} / {c['evaluations']:,}" if c else "-",
+                    _num(ms.get("threshold"), ".2f"), _num(ms.get("fit_seconds"), ".1f"),
+                    _num(ms.get("train_data_seconds"), ".1f"))
+    Console().print(cls)
     console.print(f"report: {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
 
 

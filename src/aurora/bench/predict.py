@@ -9,7 +9,14 @@ report's top-level keys, all of them are under ``models``):
 * ``trend`` (default): ``aurora.predict.trend`` on 1-min blocks over 4 h (the blocks of the whole run are
   computed once, each ending at an evaluation time; every evaluation gets the 240 ending at ``now``),
   with its active set carried from one evaluation to the next, as a live stage would;
-* ``baseline``: ``aurora.predict.baseline`` (Theil-Sen over the last hour) on the raw samples.
+* ``baseline``: ``aurora.predict.baseline`` (Theil-Sen over the last hour) on the raw samples;
+* ``logreg``, ``gbm``, ``cfc`` (on request: ``models=``, ``--models``): the learned risk models of
+  ``aurora.predict.learned`` (logistic regression, gradient boosting, a CfC liquid network; the last
+  needs the ``lnn`` extra). They are trained at the start of the run on simulator seeds below 1000
+  (``learned.dataset.TrainConfig``: fitted on seeds 100..104, thresholds tuned on 200..202), on causal
+  features of the same blocks, events and the trend model's P(breach within 4 h); each issues a
+  prediction while its P(breach within 4 h) is at least its threshold. They give no ETA and no
+  interval: their ETA scores are ``None`` (not applicable), not zero.
 
 The run is simulated whole first for speed; causality is the predictors' contract, and the harness
 only ever hands them data ending at ``now``.
@@ -31,7 +38,13 @@ Scores per model (ground truth from ``Scenario.ground_truth`` and the fleet's ob
   ``[eta_low, eta_high]`` contains the true breach, and the same for the first update only; the median
   absolute ETA error and interval width of first predictions; for the trend model the calibration of
   P(breach within 30 min / 1 h / 2 h / 4 h) by decile (``probability_calibration``);
-* cost: seconds in the forecaster per limited series and evaluation (``forecast_us_per_series_eval``;
+* classification (``classification``, every model that gives a probability: the trend model's P(breach
+  within 4 h), carried over its deferred evaluations and 0 where its screen rules a breach out, and the
+  learned models'): ROC AUC, average precision and Brier score over every (limited series, evaluation)
+  of the reported runs, labelled "the series breaches its limit within 4 h" (``learned.dataset.labels``:
+  the root-cause series after the onset and within 4 h of the breach);
+* cost: seconds in the forecaster per limited series and evaluation (for a learned model: features,
+  the trend probability among them, plus the model) (``forecast_us_per_series_eval``;
   with tens of series per call the per-call overhead dominates it, see
   ``benchmarks/bench_predict_cost.py`` for 100,000 series) and the share of series-evaluations that
   needed the trend model's full fit (``fitted_share``, the rest stopped at its screen).
@@ -56,22 +69,41 @@ import numpy as np
 from aurora.bench.report import write_report
 from aurora.predict.baseline import PredictConfig, predict_breaches
 from aurora.predict.blocks import Blocks, blocks_from_samples
-from aurora.predict.limits import limit_columns
-from aurora.predict.trend import TrendConfig, forecast, records
-from aurora.sim import DEFAULT_START, get_scenario, simulate
+from aurora.predict.learned.dataset import (
+    FAST,
+    HORIZON_S,
+    SLOW_BURN,
+    SimRun,
+    TrainConfig,
+    labels,
+    prepare,
+    run_features,
+)
+from aurora.predict.learned.models import predictions
+from aurora.predict.learned.train import LEARNED, Trained, train
+from aurora.predict.trend import REASONS, TrendConfig, forecast, records
+from aurora.sim import DEFAULT_START, get_scenario
 
-SLOW_BURN = ("slow_memory_leak", "slow_disk_fill", "slow_pool_leak", "model_drift")
-FAST = ("memory_leak", "disk_fill", "pool_exhaustion")
+__all__ = ["DEFAULT_MODELS", "DEFAULT_SCENARIOS", "FAST", "LEARNED", "MODELS", "SLOW_BURN", "run_bench", "run_case",
+           "summarize"]
 DEFAULT_SCENARIOS = (*SLOW_BURN, *FAST)
 SEED_BASE = 1000  # reported seeds start here; development used seeds < 1000
 DAY = 86400.0
-MODELS = ("trend", "baseline")  # the first is the default: its scores are the report's top-level keys
+MODELS = ("trend", "baseline", *LEARNED)
+DEFAULT_MODELS = ("trend", "baseline")  # the first is the default: its scores are the report's top-level keys
 DESCRIPTIONS = {
     "trend": "aurora-trend: robust Theil-Sen trend over nested windows (1-min blocks, up to 4 h), sawtooth- and "
              "reset-aware, ETA interval from the fit's band (level + slope + curvature), P(breach within h)",
     "baseline": "aurora-baseline: Theil-Sen trend over a trailing window, projected to the limit",
+    "logreg": "learned: L2 logistic regression on causal block, anomaly and event features (incl. the trend's "
+              "P(4 h)) -> P(breach within 4 h), threshold tuned on seeds < 1000; no ETA",
+    "gbm": "learned: histogram gradient boosting on the same features -> P(breach within 4 h), threshold tuned "
+           "on seeds < 1000; no ETA",
+    "cfc": "learned: CfC liquid network (ncps, CPU torch) over the last 24 feature vectors (2 min apart) -> "
+           "P(breach within 4 h), threshold tuned on seeds < 1000; no ETA",
 }
 PROBABILITY_HORIZONS_S = (1800.0, 3600.0, 7200.0, 14400.0)
+TRAIN = TrainConfig()  # how the learned models are trained when run_bench is given no train_config
 
 
 @dataclass(frozen=True)
@@ -128,8 +160,15 @@ def _run_blocks(ts: np.ndarray, values: np.ndarray, cols: np.ndarray, direction:
 
 def _stream_trend(ts: np.ndarray, values: np.ndarray, cols: np.ndarray, direction: np.ndarray,
                   limits_at: Callable[[int], np.ndarray], evals: np.ndarray, tcfg: TrendConfig,
-                  skip: Callable[[int, float], bool]) -> tuple[Updates, float, float, int]:
+                  skip: Callable[[int, float], bool]) -> tuple[Updates, float, float, int, np.ndarray]:
+    """The trend model's updates, cost, fitted count and its P(breach within ``HORIZON_S``) per evaluation
+    and series (carried over deferred evaluations, 0 where the screen rules a breach out)."""
     per_series: Updates = {}
+    hz = list(tcfg.probability_horizons_s)
+    p_col = hz.index(HORIZON_S) if HORIZON_S in hz else None
+    p_all = np.zeros((len(evals), len(cols)))
+    p_last = np.zeros(len(cols))
+    deferred = REASONS.index("deferred")
     t0 = time.perf_counter()
     full = _run_blocks(ts, values, cols, direction, evals, tcfg)
     blocks_s = time.perf_counter() - t0
@@ -150,10 +189,31 @@ def _stream_trend(ts: np.ndarray, values: np.ndarray, cols: np.ndarray, directio
         spent += time.perf_counter() - t1
         fitted += int(fc.fitted.sum())
         active = fc.active
+        p_now = np.nan_to_num(fc.probabilities[:, p_col] if p_col is not None else fc.probability, nan=0.0)
+        p_last = np.where(fc.reason == deferred, p_last, p_now)
+        p_all[e] = p_last
         for rec in recs:
             if not skip(rec["series"], now):
                 per_series.setdefault(rec["series"], []).append((now, rec))
-    return per_series, spent, blocks_s, fitted
+    return per_series, spent, blocks_s, fitted, p_all
+
+
+def _stream_learned(run: SimRun, feats: np.ndarray, model: Any, skip: Callable[[int, float], bool]
+                    ) -> tuple[Updates, float, np.ndarray]:
+    """A learned model's updates (``p >= threshold``), the seconds in the model and its probabilities."""
+    t0 = time.perf_counter()
+    p = model.predict_run(feats)
+    spent = time.perf_counter() - t0
+    hi_idx = np.searchsorted(run.ts, run.evals, side="right")
+    observed = run.values[hi_idx - 1][:, run.cols]
+    limits = run.limits_matrix()
+    per_series: Updates = {}
+    for e in np.flatnonzero((p >= model.threshold).any(axis=1)).tolist():
+        now = float(run.evals[e])
+        for rec in predictions(model, p[e], feats[e], now, observed[e], limits[e]):
+            if not skip(rec["series"], now):
+                per_series.setdefault(rec["series"], []).append((now, rec))
+    return per_series, spent, p
 
 
 def _score(per_series: Updates, series: list[tuple[str, dict[str, str]]], cols: np.ndarray, target: int,
@@ -166,13 +226,16 @@ def _score(per_series: Updates, series: list[tuple[str, dict[str, str]]], cols: 
             created, first = ep[0]
             correct = bool(k == target and gt is not None and breach is not None
                            and gt["onset"] <= created < breach)
+            has_eta = first.get("eta") is not None  # the learned models give none
+            keys = (("eta", "eta_low", "eta_high", "slope", "current", "limit", "since") if has_eta else
+                    ("eta", "eta_low", "eta_high", "probability", "threshold", "current", "limit", "headroom",
+                     "explanation"))
             entry: dict[str, Any] = {
                 "metric": metric, "service": labels.get("service"), "labels": labels,
                 "created_at": created, "updated_at": ep[-1][0], "updates": len(ep), "correct": correct,
-                "first": {x: first[x] for x in ("eta", "eta_low", "eta_high", "slope", "current", "limit", "since")
-                          + (("probabilities",) if "probabilities" in first else ())},
+                "first": {x: first.get(x) for x in keys + (("probabilities",) if "probabilities" in first else ())},
             }
-            if correct and breach is not None:
+            if correct and breach is not None and has_eta:
                 cover = [r["eta_low"] <= breach <= r["eta_high"] for _, r in ep]
                 updates_covering += sum(cover)
                 updates_total += len(cover)
@@ -205,61 +268,63 @@ def _score(per_series: Updates, series: list[tuple[str, dict[str, str]]], cols: 
     }
 
 
+ScoreSink = dict[str, list[tuple[np.ndarray, np.ndarray]]]
+
+
 def run_case(scenario: str, seed: int, predictor: PredictConfig | None = None,
              config: PredictBenchConfig | None = None, start: float = DEFAULT_START,
-             trend: TrendConfig | None = None, models: Sequence[str] = MODELS) -> dict[str, Any]:
+             trend: TrendConfig | None = None, models: Sequence[str] = DEFAULT_MODELS,
+             learned: Trained | None = None, scores: ScoreSink | None = None) -> dict[str, Any]:
     """Simulate one scenario and seed, stream it through the predictors (the same evaluations), score
-    each. The top-level scores are the first model's (the default: ``trend``); ``models`` has all."""
+    each. The top-level scores are the first model's (the default: ``trend``); ``models`` has all.
+
+    Learned models (``logreg``, ``gbm``, ``cfc``) need ``learned`` (``learned.train.train``). ``scores``,
+    when given, receives per model that gives a probability ``(p, y)`` over the run's valid (series,
+    evaluation) pairs, for the classification scores of ``run_bench``."""
     cfg = config or PredictBenchConfig()
     pcfg = predictor or PredictConfig()
     tcfg = trend or TrendConfig()
     unknown = set(models) - set(MODELS)
     if unknown or not models:
         raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {', '.join(MODELS)}")
-    sc = get_scenario(scenario)
-    hours = cfg.fault_free_hours if not sc.faults else None
-    t0 = time.perf_counter()
-    fleet, ts_ms, values = simulate(sc, seed=seed, start=start, hours=hours)
-    sim_s = time.perf_counter() - t0
-    ts = ts_ms / 1000.0
-    series = fleet.series()
-    limited = limit_columns(series)
-    cols = np.array([ls.column for ls in limited], dtype=np.int64)
-    direction = np.array([ls.direction for ls in limited], dtype=np.int64)
-    lim_cols = np.array([ls.limit_column if ls.limit_column is not None else -1 for ls in limited], dtype=np.int64)
-    lim_fixed = np.array([ls.limit_value for ls in limited])
-    truth = sc.ground_truth(start)
-    gt = truth[0] if truth else None
-    observed = fleet.observed_breaches()
-    breach = None
-    target = -1
-    if gt is not None:
-        breach = observed[0] if observed and observed[0] is not None else gt["breach_time"]
-        for k, ls in enumerate(limited):
-            metric, labels = series[ls.column]
-            if metric == gt["root_cause_metric"] and labels.get("service") == gt["root_cause_service"]:
-                target = k
-        if target < 0:
-            raise ValueError(f"{scenario}: no predictable series for {gt['root_cause_metric']}")
-
-    def limits_at(hi: int) -> np.ndarray:  # the limits as of the newest sample at or before now
-        latest = values[hi - 1]
-        return np.where(lim_cols >= 0, latest[np.maximum(lim_cols, 0)], lim_fixed)
+    missing = [m for m in models if m in LEARNED and (learned is None or m not in learned.models)]
+    if missing:
+        raise ValueError(f"learned model(s) {', '.join(missing)} not trained: pass learned=train(...)")
+    run = prepare(scenario, seed, start, cfg.fault_free_hours, cfg.first_eval_s, cfg.eval_s)
+    ts, values, series, cols, direction = run.ts, run.values, run.series, run.cols, run.direction
+    gt, breach, target, evals = run.gt, run.breach, run.target, run.evals
+    limits_at = run.limits_at  # the limits as of the newest sample at or before now
 
     def skip(k: int, now: float) -> bool:  # the target is ignored from its breach on
         return k == target and breach is not None and now >= breach
 
-    evals = np.arange(ts[0] + cfg.first_eval_s, ts[-1] + 1e-9, cfg.eval_s)
     span_days = (evals[-1] - evals[0] + cfg.eval_s) / DAY if len(evals) else 0.0
-    n_series_evals = len(evals) * len(limited)
+    n_series_evals = len(evals) * len(cols)
+    y, valid = labels(run, HORIZON_S)
+    feats: np.ndarray | None = None
+    feats_s = 0.0
     scored: dict[str, dict[str, Any]] = {}
     for name in models:
+        prob: np.ndarray | None = None
         if name == "trend":
-            per, spent, blocks_s, fitted = _stream_trend(ts, values, cols, direction, limits_at, evals, tcfg, skip)
+            per, spent, blocks_s, fitted, prob = _stream_trend(ts, values, cols, direction, limits_at, evals, tcfg,
+                                                               skip)
             extra = {"blocks_seconds": blocks_s, "fitted_share": fitted / n_series_evals if n_series_evals else None}
+        elif name in LEARNED:
+            assert learned is not None
+            if feats is None:
+                t0 = time.perf_counter()
+                feats = run_features(run, learned.config.features)
+                feats_s = time.perf_counter() - t0
+            per, model_s, prob = _stream_learned(run, feats, learned.models[name], skip)
+            spent = feats_s + model_s
+            extra = {"blocks_seconds": None, "fitted_share": None, "features_seconds": feats_s,
+                     "model_seconds": model_s}
         else:
             per, spent = _stream_baseline(ts, values, cols, direction, limits_at, evals, pcfg, skip)
             extra = {"blocks_seconds": None, "fitted_share": None}
+        if prob is not None and scores is not None:
+            scores.setdefault(name, []).append((prob[valid], y[valid]))
         scored[name] = {**_score(per, series, cols, target, gt, breach, cfg.gap_s), "predict_seconds": spent,
                         "predict_us_per_series_eval": 1e6 * spent / n_series_evals if n_series_evals else None,
                         **extra}
@@ -272,14 +337,34 @@ def run_case(scenario: str, seed: int, predictor: PredictConfig | None = None,
         "breach_time": breach,
         "breach_time_ground_truth": gt["breach_time"] if gt else None,
         "target": ({"metric": gt["root_cause_metric"], "service": gt["root_cause_service"]} if gt else None),
-        "predictable_series": len(limited),
+        "predictable_series": len(cols),
         "evaluations": len(evals),
-        "series_days": span_days * len(limited),
-        "other_series_days": span_days * (len(limited) - (1 if gt else 0)),
+        "series_days": span_days * len(cols),
+        "other_series_days": span_days * (len(cols) - (1 if gt else 0)),
+        "positive_evaluations": int((y & valid).sum()),
         "model": models[0],
         **main,
-        "sim_seconds": sim_s,
+        "sim_seconds": run.sim_seconds,
         "models": {n: v for n, v in scored.items() if n != models[0]},
+    }
+
+
+def classification(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any] | None:
+    """ROC AUC, average precision and Brier score of probabilities against labels, pooled."""
+    if not pairs:
+        return None
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    p = np.concatenate([a for a, _ in pairs])
+    y = np.concatenate([b for _, b in pairs]).astype(np.int64)
+    both = 0 < int(y.sum()) < y.size
+    return {
+        "roc_auc": float(roc_auc_score(y, p)) if both else None,
+        "average_precision": float(average_precision_score(y, p)) if both else None,
+        "brier": float(brier_score_loss(y, p, labels=[0, 1])) if y.size else None,
+        "positives": int(y.sum()),
+        "evaluations": int(y.size),
+        "horizon_s": HORIZON_S,
     }
 
 
@@ -304,7 +389,9 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for r in faulty:
         cs = [p for p in r["predictions"] if p["correct"]]
         if cs:
-            first_of_run.append(min(cs, key=lambda p: p["created_at"]))
+            first = min(cs, key=lambda p: p["created_at"])
+            if "first_covers_breach" in first:  # a model with an ETA interval
+                first_of_run.append(first)
     upd = sum(r["eta_updates"] for r in faulty)
     cov = sum(r["eta_updates_covering"] for r in faulty)
     free_days = sum(r["series_days"] for r in free)
@@ -344,7 +431,8 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                         if first_of_run else None),
         "eta_updates": upd,
         "eta_abs_error_first_median_s": _pct([abs(p["first_eta_error_s"]) for p in first_of_run], 50),
-        "eta_abs_error_median_s": _pct([p["abs_eta_error_median_s"] for p in correct], 50),
+        "eta_abs_error_median_s": _pct([p["abs_eta_error_median_s"] for p in correct if "abs_eta_error_median_s" in p],
+                                       50),
         "eta_interval_width_first_median_s": _pct([p["first_interval_width_s"] for p in first_of_run
                                                    if np.isfinite(p["first_interval_width_s"])], 50),
         "eta_interval_first_infinite": sum(not np.isfinite(p["first_interval_width_s"]) for p in first_of_run),
@@ -367,12 +455,17 @@ def run_bench(out_dir: Path, seeds: int = 10, seed_base: int = SEED_BASE,
               scenarios: Sequence[str] = DEFAULT_SCENARIOS, fault_free: bool = True, limit: int | None = None,
               predictor: PredictConfig | None = None, config: PredictBenchConfig | None = None,
               progress: Callable[[str, int], Callable[[int], None]] | None = None,
-              trend: TrendConfig | None = None, models: Sequence[str] = MODELS) -> dict[str, Any]:
+              trend: TrendConfig | None = None, models: Sequence[str] = DEFAULT_MODELS,
+              learned: Trained | None = None, train_config: TrainConfig | None = None) -> dict[str, Any]:
     """Run every (scenario, seed) (plus ``fault_free`` per seed) through every model, score, write the
-    report. Top-level scores are the first model's; ``models`` holds each model's, side by side."""
+    report. Top-level scores are the first model's; ``models`` holds each model's, side by side. Learned
+    models are trained first (``learned.train.train``, on seeds < 1000) unless ``learned`` has them."""
     cfg = config or PredictBenchConfig()
     pcfg = predictor or PredictConfig()
     tcfg = trend or TrendConfig()
+    unknown = set(models) - set(MODELS)
+    if unknown or not models:
+        raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {', '.join(MODELS)}")
     for s in scenarios:
         sc = get_scenario(s)
         if len(sc.faults) != 1 or sc.ground_truth(DEFAULT_START)[0]["breach_time"] is None:
@@ -383,15 +476,32 @@ def run_bench(out_dir: Path, seeds: int = 10, seed_base: int = SEED_BASE,
         cases += [("fault_free", seed) for seed in seed_list]
     if limit:
         cases = cases[:limit]
-    advance = progress("predict", len(cases)) if progress else None
     t0 = time.perf_counter()
+    want = [m for m in models if m in LEARNED]
+    train_s = 0.0
+    if want and (learned is None or any(m not in learned.models for m in want)):
+        t1 = time.perf_counter()
+        learned = train(want, train_config or TRAIN, progress=progress)
+        train_s = time.perf_counter() - t1
+    advance = progress("predict", len(cases)) if progress else None
     runs = []
+    sink: ScoreSink = {}
     for s, seed in cases:
-        runs.append(run_case(s, seed, pcfg, cfg, trend=tcfg, models=models))
+        runs.append(run_case(s, seed, pcfg, cfg, trend=tcfg, models=models, learned=learned, scores=sink))
         if advance is not None:
             advance(1)
     names = list(dict.fromkeys(r["scenario"] for r in runs))
     per_model = {m: _summaries(runs, m) for m in models}
+    for m in models:
+        per_model[m]["classification"] = classification(sink.get(m, []))
+        per_model[m]["gives_eta"] = m not in LEARNED
+        if m in LEARNED and learned is not None:
+            per_model[m]["threshold"] = learned.models[m].threshold
+            per_model[m]["fit_seconds"] = learned.fit_seconds[m]
+            per_model[m]["train_data_seconds"] = learned.data_seconds
+            feats = sum(_model_view(r, m).get("features_seconds") or 0.0 for r in runs)
+            ev = sum(r["evaluations"] * r["predictable_series"] for r in runs)
+            per_model[m]["features_us_per_series_eval"] = 1e6 * feats / ev if ev else None
     main = per_model[models[0]]
     report: dict[str, Any] = {
         "bench": "predict",
@@ -408,6 +518,7 @@ def run_bench(out_dir: Path, seeds: int = 10, seed_base: int = SEED_BASE,
         "partial": bool(limit),
         **{k: v for k, v in main.items()},
         "models": {m: {"description": DESCRIPTIONS[m], **per_model[m]} for m in models},
+        "learned": ({**learned.summary(), "training_seconds": train_s} if want and learned is not None else None),
         "seconds": time.perf_counter() - t0,
         "cases": runs,
     }
@@ -443,8 +554,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     tc = report["trend_config"]
     lines = [
         "# Failure prediction benchmark (simulated fleet)", "",
-        f"Evaluated every {report['bench_config']['eval_s']:.0f} s of event time on data up to now; both models see "
-        f"the same evaluations. Seeds: {report['seed_note']}."
+        f"Evaluated every {report['bench_config']['eval_s']:.0f} s of event time on data up to now; every model "
+        f"sees the same evaluations. Seeds: {report['seed_note']}."
         + (" **Partial run (--limit): not comparable.**" if report["partial"] else ""), "",
         "| model | recall | recall slow-burn | lead median slow-burn | precision | ETA coverage | first ETA coverage "
         "| false / 1000 series-days | forecast µs / series / evaluation |",
@@ -457,6 +568,22 @@ def render_markdown(report: dict[str, Any]) -> str:
                      f"| {_fmt(s['eta_interval_coverage_first'])} "
                      f"| {_fmt(s['false_predictions_per_1000_series_days'])} "
                      f"| {_fmt(s['forecast_us_per_series_eval'], '.0f')} |")
+    lines += ["", f"Classification of every (limited series, evaluation): \"breaches its limit within "
+              f"{HORIZON_S / 3600:.0f} h\" (the root-cause series after the onset); the trend model's "
+              f"P(breach within {HORIZON_S / 3600:.0f} h), the learned models' P. Learned models: trained on simulator "
+              "seeds < 1000 in this run (fitted on one set, threshold tuned on another); they give no ETA "
+              "interval (coverage: -).", "",
+              "| model | ROC AUC | average precision | Brier | positives / evaluations | threshold "
+              "| fit s | training data s | features µs / series / evaluation |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for m, s in report["models"].items():
+        c = s.get("classification") or {}
+        lines.append(f"| {m} | {_fmt(c.get('roc_auc'), '.4f')} | {_fmt(c.get('average_precision'), '.4f')} "
+                     f"| {_fmt(c.get('brier'), '.5f')} | "
+                     + (f"{c['positives']:,} / {c['evaluations']:,}" if c else "-")
+                     + f" | {_fmt(s.get('threshold'))} | {_fmt(s.get('fit_seconds'), '.1f')} "
+                     f"| {_fmt(s.get('train_data_seconds'), '.1f')} "
+                     f"| {_fmt(s.get('features_us_per_series_eval'), '.0f')} |")
     lines.append("")
     head = ("| scenario | runs | recall | precision | lead median | lead p10 | ETA coverage | first ETA coverage "
             "| median abs ETA error (first) | interval width (first) | false / 1000 series-days |")
@@ -496,7 +623,8 @@ def render_plot(report: dict[str, Any], path: Path) -> None:
     models = list(report["models"])
     names = [n for n in report["by_scenario"] if n != "fault_free"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 0.6 * max(len(names), 2) + 2))
-    colors = {"trend": "tab:blue", "baseline": "tab:gray"}
+    colors = {"trend": "tab:blue", "baseline": "tab:gray", "logreg": "tab:orange", "gbm": "tab:green",
+              "cfc": "tab:purple"}
     for mi, m in enumerate(models):
         off = (mi - (len(models) - 1) / 2) * 0.25
         for row, n in enumerate(names):
