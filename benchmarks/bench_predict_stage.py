@@ -36,7 +36,7 @@ from aurora.predict.stage import PredictStage
 from aurora.predict.store import PredictionStore
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_predict_cost import T0, fleet, sample  # noqa: E402
+from bench_predict_cost import T0, fleet, sample
 
 MEM, LIM = "container_memory_working_set_bytes", "container_spec_memory_limit_bytes"
 

@@ -45,6 +45,18 @@ from aurora.predict.stage import PredictStage
 from aurora.predict.stage import settings_from_config as predict_settings
 from aurora.predict.store import PredictionStore
 from aurora.rca.live import ChangeRef
+from aurora.remedy.engine import RemedyEngine
+from aurora.remedy.executors import (
+    Executor,
+    KubernetesExecutor,
+    ProcessExecutor,
+    ShellExecutor,
+    SimExecutor,
+    WebhookExecutor,
+)
+from aurora.remedy.guardrails import Limits
+from aurora.remedy.playbook import check_unique, load_playbook_dir
+from aurora.remedy.store import ActionStore
 from aurora.selfmetrics import SelfMetrics
 from aurora.store.tsdb import TSDB, AppendResult
 from aurora.topology import ServiceGraph, TopologyStage
@@ -106,9 +118,15 @@ class Aurora:
                 self.incident_store, self.tsdb, self.topology, self._changes_between,
                 settings_from_config(cfg.incidents),
                 user_facing=[s.name for s in cfg.services if s.user_facing or (s.tier or "") in USER_FACING_TIERS],
-                score_of=detect.current_scores if detect is not None else None, publish=self.bus.publish)
+                score_of=detect.current_scores if detect is not None else None, publish=self._incident_event)
             self.incidents.on_resolve = lambda iid: self._operator_resolved(iid)
             stages.append(self.incident_engine)
+        self.actions = ActionStore(self.engine)
+        self.incidents.actions_of = lambda iid: self.actions.query(incident_id=iid)
+        self.remedy: RemedyEngine | None = None
+        if cfg.remediation.enabled:
+            self.remedy = self._remedy_engine()
+            stages.append(self.remedy)
         self.pipeline = Pipeline(stages)
         self.counters: dict[str, int] = {"samples": 0, "requests": 0, "rejected": 0, "events": 0, "alerts": 0,
                                      "traces": 0, "spans": 0}
@@ -119,6 +137,35 @@ class Aurora:
         self._extra_tasks: list[asyncio.Task[Any]] = []
         self._lock = threading.Lock()
         self.opened = False
+
+    def _remedy_engine(self) -> RemedyEngine:
+        r = self.cfg.remediation
+        playbooks = list(r.playbooks)
+        if r.playbooks_dir is not None:
+            try:
+                playbooks = check_unique(playbooks + load_playbook_dir(r.playbooks_dir))
+            except ValueError as exc:
+                from aurora.errors import ConfigError
+
+                raise ConfigError(str(exc)) from exc
+        self.executors: dict[str, Executor] = {
+            "webhook": WebhookExecutor(), "shell": ShellExecutor(r.shell_allow),
+            "process": ProcessExecutor(r.systemd_allow, r.shell_allow), "kubernetes": KubernetesExecutor()}
+        store = self.incident_store
+        return RemedyEngine(
+            self.actions, playbooks, self.executors, store.get, self.incident_engine,
+            Limits(r.max_actions_per_hour, r.breaker_failures, r.breaker_window_s), r.approval_timeout_s,
+            audit=self.record_audit, publish=self.bus.publish, timeline=store.add_timeline,
+            similar=lambda iid: store.similar(iid, 5))
+
+    def use_simulated_fleet(self, apply: Any) -> None:
+        """Route the ``sim`` executor to a simulated fleet's ``apply_action(kind, service, t)`` (demo, benches)."""
+        self.executors["sim"] = SimExecutor(apply)
+
+    def _incident_event(self, kind: str, data: dict[str, Any]) -> None:
+        self.bus.publish(kind, data)
+        if self.remedy is not None:
+            self.remedy.offer(data)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def open(self) -> str | None:
@@ -235,6 +282,8 @@ class Aurora:
 
     def close(self) -> None:
         self.pipeline.stop()
+        if self.remedy is not None:
+            self.remedy.close()
         try:
             self.save_detector()
         except Exception:

@@ -41,6 +41,7 @@ def _add_optional_group(module: str, attr: str, name: str) -> None:
 
 _add_optional_group("aurora.bench.cli", "bench_app", "bench")
 _add_optional_group("aurora.sim.cli", "sim_app", "sim")
+_add_optional_group("aurora.remedy.cli", "remedy_app", "remedy")
 console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (env AURORA_CONFIG)")]
@@ -151,6 +152,10 @@ def demo(
                                       user_facing=s.name == fleet_spec.entry)
                         for s in fleet_spec.services]
     schedule = demo_schedule()
+    if not cfg.remediation.playbooks and cfg.remediation.playbooks_dir is None:
+        from aurora.remedy.demo import demo_playbooks
+
+        cfg.remediation.playbooks = demo_playbooks()
     if parse_speed(speed) != 1.0 and cfg.host_agent.enabled:
         # Faster than real time the fleet's event time lies in the past; the host agent's samples (wall
         # time) would drag event time ahead of it, so the demo's incidents would age at the wrong pace.
@@ -162,7 +167,9 @@ def demo(
     async def fleet() -> None:
         log.info("demo fleet: %d services, %.0f h of history, then live at %s; faults: %s", len(cfg.services),
                  backfill_hours, speed, ", ".join(f"{f.kind}@{f.service}" for f in schedule.faults))
-        await run_live(aurora, schedule, speed, seed=seed, backfill_hours=backfill_hours)
+        # the fleet obeys Aurora's remediation (the sim executor), as a real one would its runbooks
+        await run_live(aurora, schedule, speed, seed=seed, backfill_hours=backfill_hours,
+                       on_start=lambda runner: aurora.use_simulated_fleet(runner.fleet.apply_action))
         log.info("demo schedule finished")
 
     aurora.add_background(fleet)
@@ -195,6 +202,20 @@ def _print_prediction(p: dict[str, Any]) -> None:
         console.print(f"[bold]prediction #{p['id']}[/bold] {p['change']}: {p['close_reason']}", highlight=False)
 
 
+def _print_action(a: dict[str, Any]) -> None:
+    """A remediation decision: what runs, waits, was verified or refused, and why."""
+    change = a["change"]
+    if change not in ("running", "verified", "pending_approval", "dry_run", "notified", "skipped", "escalated",
+                      "rolled_back", "verification_failed", "failed", "rejected"):
+        return
+    colour = {"verified": "green", "pending_approval": "yellow", "skipped": "dim", "escalated": "red",
+              "failed": "red", "verification_failed": "red"}.get(change, "cyan")
+    extra = (f" - approve: POST /api/v1/actions/{a['id']}/approve" if change == "pending_approval"
+             else f" - {a.get('why')}" if change == "escalated" else f" - {str(a['reason']).split('; ')[-1]}")
+    console.print(f"[{colour}]action #{a['id']}[/{colour}] incident #{a['incident_id']} {a['playbook']}: "
+                  f"{a['action']} {a['target']} {change.replace('_', ' ')}{extra}", highlight=False)
+
+
 async def _print_feed(aurora: Aurora, per_service_s: float = 300.0) -> None:
     """The demo's console feed: incidents as they open, get ranked, mitigate and resolve; predictions as they are
     issued and end; and each anomaly with its explanation, one line per service per 5 min."""
@@ -209,6 +230,9 @@ async def _print_feed(aurora: Aurora, per_service_s: float = 300.0) -> None:
             continue
         if msg["event"] == "prediction":
             _print_prediction(msg["data"])
+            continue
+        if msg["event"] == "action":
+            _print_action(msg["data"])
             continue
         if msg["event"] != "anomaly":
             continue

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from aurora.config_base import Section, format_errors, key_lines
 from aurora.errors import ConfigError
+from aurora.remedy.config import RemediationConfig
 
 ENV_PREFIX = "AURORA_"
 ENV_SHORTCUTS: dict[str, tuple[str, ...]] = {
@@ -27,10 +29,6 @@ ENV_SHORTCUTS: dict[str, tuple[str, ...]] = {
     "AURORA_ADMIN_TOKEN": ("server", "admin_token"),
 }
 NOT_CONFIG_ENV = {"AURORA_CONFIG"}
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ServerConfig(Section):
@@ -210,6 +208,7 @@ class AuroraConfig(Section):
     services: list[ServiceConfig] = Field(default_factory=list)
     incidents: IncidentConfig = Field(default_factory=IncidentConfig)
     prediction: PredictionConfig = Field(default_factory=PredictionConfig)
+    remediation: RemediationConfig = Field(default_factory=RemediationConfig)
 
     @field_validator("scrape")
     @classmethod
@@ -224,19 +223,6 @@ class AuroraConfig(Section):
         if self.storage.database_url:
             return self.storage.database_url
         return f"sqlite:///{(self.storage.data_dir / 'aurora.db').resolve()}"
-
-
-def _key_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
-    """Record the 1-based line of every key path in a composed YAML tree."""
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            sub = (*path, str(key_node.value))
-            out[sub] = key_node.start_mark.line + 1
-            _key_lines(value_node, sub, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _key_lines(item, (*path, i), out)
 
 
 def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -273,26 +259,6 @@ def env_overrides(environ: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any
     return found
 
 
-def _format_errors(exc: ValidationError, lines: dict[tuple[str | int, ...], int], source: str,
-                   env_paths: dict[tuple[str, ...], str]) -> str:
-    msgs = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        where = ""
-        env_name = next((v for p, v in env_paths.items() if loc[: len(p)] == p), None)
-        if env_name:
-            where = f" (from environment variable {env_name})"
-        else:
-            probe = loc
-            while probe and probe not in lines:
-                probe = probe[:-1]
-            if probe in lines:
-                where = f" ({source}, line {lines[probe]})"
-        msgs.append(f"{key}: {err['msg']}{where}")
-    return "\n".join(msgs)
-
-
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> AuroraConfig:
     """Read YAML (if any), apply environment overrides, validate. Raises ConfigError with line-precise text."""
     environ = os.environ if environ is None else environ
@@ -321,7 +287,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
             raise ConfigError(f"{p}: the top level must be a mapping of sections (server, storage, ...)")
         data = loaded
         if node is not None:
-            _key_lines(node, (), lines)
+            key_lines(node, (), lines)
     env_paths: dict[tuple[str, ...], str] = {}
     for key_path, value, var in env_overrides(environ):
         _set_path(data, key_path, value)
@@ -329,4 +295,4 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     try:
         return AuroraConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("invalid configuration:\n" + _format_errors(exc, lines, source, env_paths)) from exc
+        raise ConfigError("invalid configuration:\n" + format_errors(exc, lines, source, env_paths)) from exc

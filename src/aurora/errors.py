@@ -61,6 +61,11 @@ class NotFound(AuroraError):
     code = "not_found"
 
 
+class Conflict(AuroraError):
+    status = 409
+    code = "conflict"
+
+
 class ConfigError(AuroraError):
     status = 400
     code = "config_error"

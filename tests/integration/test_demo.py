@@ -49,6 +49,32 @@ def test_demo_streams_the_fleet(tmp_path: Path) -> None:
             while time.monotonic() < deadline and "ranked causes: cart" not in srv.log.read_text():
                 time.sleep(0.2)
             assert "ranked causes: cart" in srv.log.read_text()
+            # Its rollback waits for an operator (the demo's rollback playbook is in approve mode): approve it
+            # through the API; the fleet rolls back and the fix is verified.
+            iid = found[0]["id"]
+            deadline = time.monotonic() + 30
+            waiting: list[dict[str, object]] = []
+            while time.monotonic() < deadline and not waiting:
+                waiting = [a for a in c.get("/api/v1/actions", params={"incident": iid}).json()["actions"]
+                           if a["status"] == "pending_approval"]
+                time.sleep(0.5)
+            assert waiting and waiting[0]["playbook"] == "rollback-bad-deployment", waiting
+            reader = c.post("/api/v1/tokens", json={"name": "viewer", "scopes": ["read"]}).json()["token"]
+            with srv.client(token=reader) as viewer:  # approving needs the operate scope
+                assert viewer.post(f"/api/v1/actions/{waiting[0]['id']}/approve").status_code == 403
+            assert c.get("/api/v1/actions", params={"status": "bogus"}).status_code == 400
+            assert c.post("/api/v1/actions/999999/approve").status_code == 404
+            r = c.post(f"/api/v1/actions/{waiting[0]['id']}/approve")
+            assert r.status_code == 200, r.text
+            assert c.post(f"/api/v1/actions/{waiting[0]['id']}/approve").status_code == 409  # only once
+            deadline = time.monotonic() + 30
+            action: dict[str, object] = {}
+            while time.monotonic() < deadline and action.get("status") != "verified":
+                action = c.get(f"/api/v1/actions/{waiting[0]['id']}").json()
+                time.sleep(0.5)
+            assert action["status"] == "verified", action
+            assert action["decided_by"] not in (None, "aurora")  # the approver, in the audit log too
+            assert c.get(f"/api/v1/incidents/{iid}").json()["status"] in ("mitigated", "resolved")
             # The second fault, catalog's memory leak, is predicted ahead of its OOM kill, and printed.
             deadline = time.monotonic() + 90
             preds: list[dict[str, object]] = []
@@ -59,5 +85,13 @@ def test_demo_streams_the_fleet(tmp_path: Path) -> None:
             assert preds and preds[-1]["kind"] == "memory_exhaustion", preds
             assert preds[-1]["cone"] and "will reach its limit" in str(preds[-1]["explanation"])
             assert f"prediction #{preds[-1]['id']}" in srv.log.read_text()
+            # ... and Aurora restarts catalog on its own before the OOM kill, and verifies the fix.
+            deadline = time.monotonic() + 60
+            fixes: list[dict[str, object]] = []
+            while time.monotonic() < deadline and not fixes:
+                fixes = [a for a in c.get("/api/v1/actions").json()["actions"]
+                         if a["playbook"] == "restart-leaking-service" and a["status"] == "verified"]
+                time.sleep(0.5)
+            assert fixes and fixes[0]["target"] == "catalog", c.get("/api/v1/actions").json()
     finally:
         srv.stop()

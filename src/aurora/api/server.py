@@ -18,6 +18,7 @@ from aurora.api import (
     routes_ingest,
     routes_predictions,
     routes_read,
+    routes_remedy,
     routes_topology,
 )
 from aurora.app import Aurora
@@ -71,6 +72,7 @@ def create_app(aurora: Aurora, background: bool = True) -> FastAPI:
     app.include_router(routes_incidents.router)
     app.include_router(routes_topology.router)
     app.include_router(routes_predictions.router)
+    app.include_router(routes_remedy.router)
     from aurora.web import install as install_web  # the dashboard depends on the API, not the other way round
 
     install_web(app)

@@ -238,3 +238,39 @@ predictions = Table(
 Index("ix_predictions_state", predictions.c.state)
 Index("ix_predictions_service_created", predictions.c.service, predictions.c.created_at)
 Index("ix_predictions_series", predictions.c.series_id)
+
+# Remediation runs: every decision, including the ones not taken (status "skipped" with the reason).
+# Times are event time, unix s, except decided_wall (when a person approved or rejected).
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, nullable=False, index=True),
+    Column("playbook", String(100), nullable=False),
+    Column("incident_kind", String(64)),  # the incident's category when decided (for learning)
+    Column("mode", String(16), nullable=False),  # auto | approve | notify-only
+    Column("dry_run", Boolean, nullable=False),
+    Column("action", String(64), nullable=False),  # the first step's action
+    Column("executor", String(32), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("steps", Text, nullable=False),  # JSON: the steps as rendered, with each step's result once run
+    Column("status", String(32), nullable=False),
+    Column("reason", Text, nullable=False),  # why this decision: matched because ..., skipped because ...
+    Column("requested_at", Float, nullable=False),
+    Column("decided_at", Float),
+    Column("decided_by", String(200)),
+    Column("executed_at", Float),
+    Column("finished_at", Float),
+    Column("output", Text, nullable=False),
+)
+Index("ix_actions_target_status", actions.c.target, actions.c.status)
+
+# Remediation switches that outlive a restart (the kill switch: key "paused").
+remedy_state = Table(
+    "remedy_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),  # wall clock
+    Column("updated_by", String(200), nullable=False),
+)

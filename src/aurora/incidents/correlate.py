@@ -155,7 +155,15 @@ class Correlator:
             # new incident (unless it spreads back into this one's services).
             recent = s.time - g.last_time <= self.settings.window_s
             neighbours = g.status == "pending" or (g.status == "open" and (recent or g.active))
-            if s.fingerprint in g.signals or self._relates(g, s, neighbours=neighbours):
+            if s.fingerprint in g.signals:
+                matches.append(g)
+            elif s.kind == "prediction":
+                # A prediction is one resource of one service heading for its limit: it joins a group already
+                # about that measurement (its anomalies), not whatever else is going on nearby, so that the
+                # breach it foresees gets an incident of its own (and its own fix).
+                if any(x.service == s.service and x.metric == s.metric for x in g.signals.values()):
+                    matches.append(g)
+            elif self._relates(g, s, neighbours=neighbours):
                 matches.append(g)
         if not matches:
             return None

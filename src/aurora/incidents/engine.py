@@ -94,11 +94,13 @@ class Baseline:
     scale: float
     slope: float
     slope_scale: float
+    low: float = -np.inf  # the normal hour's 1st and 99th percentiles: a level inside them is not "away",
+    high: float = np.inf  # however small the scale (a rate that is usually 0 with occasional blips)
 
     @classmethod
     def of(cls, t: np.ndarray, v: np.ndarray, trend_s: float, span_s: float) -> Baseline:
         med = float(np.nanmedian(v))
-        q75, q25 = np.nanpercentile(v, [75, 25])
+        q75, q25, q99, q01 = np.nanpercentile(v, [75, 25, 99, 1])
         # A floor of 1 % of the level: a gauge that barely moved (a disk, a pool) still has a scale.
         scale = max(float(q75 - q25), float(np.nanstd(v)) * 0.5, abs(med) * 0.01, 1e-9)
         edges = np.arange(t[0], t[-1] + 1e-9, trend_s / 2)  # half-overlapping windows
@@ -110,7 +112,7 @@ class Baseline:
         else:
             sm, spread = 0.0, 0.0
         # The slope floor: one level scale over the whole normal period (a steady series has no slope spread).
-        return cls(med, scale, sm, max(spread, scale / span_s))
+        return cls(med, scale, sm, max(spread, scale / span_s), float(q01), float(q99))
 
 
 @dataclass
@@ -180,7 +182,7 @@ class IncidentEngine:
                 return True
         return self._away_from_baseline(sid, s.first_time, s.metric)
 
-    def _away_from_baseline(self, sid: int, since: float, metric: str | None) -> bool:
+    def _away_from_baseline(self, sid: int, since: float, metric: str | None, after: float | None = None) -> bool:
         """Whether the series is still unlike the hour before ``since`` (counters by their rate): its median
         over the last ``recent_s`` is ``onset_z`` robust deviations from that hour's, or its slope over the
         last ``trend_s`` is that far from the hour's usual slopes (a disk still filling, a leak still leaking,
@@ -195,12 +197,21 @@ class IncidentEngine:
             if len(vs) < 4:
                 return False
             base = self._baselines[(sid, since)] = Baseline.of(ts, vs, cfg.trend_s, cfg.baseline_s)
-        ts, vs = self._read(sid, self._now - max(cfg.recent_s, cfg.trend_s), self._now, counter)
+        start = self._now - max(cfg.recent_s, cfg.trend_s)
+        if after is not None:  # judging a fix: only what came after it (the fix itself moves the series)
+            start = max(start, after)
+        ts, vs = self._read(sid, start, self._now, counter)
+        if after is not None and np.isfinite(vs).sum() < 2:
+            return True  # too little data since the fix to tell
         if len(vs) == 0 or not np.isfinite(vs).any():
             return False
         recent = vs[ts >= self._now - cfg.recent_s]
-        if len(recent) and abs(float(np.nanmedian(recent)) - base.median) / base.scale >= cfg.rca.onset_z:
+        level = float(np.nanmedian(recent)) if len(recent) else np.nan
+        if (np.isfinite(level) and abs(level - base.median) / base.scale >= cfg.rca.onset_z
+                and not base.low <= level <= base.high):
             return True
+        if after is not None:
+            return False  # a few samples since a fix tell its level, not its slope
         slope = _slope(ts, vs)
         return slope is not None and abs(slope - base.slope) / base.slope_scale >= cfg.rca.onset_z
 
@@ -370,6 +381,45 @@ class IncidentEngine:
                                       "confidence": fields["confidence"], "summary": fields["summary"],
                                       "root_causes": [{"service": c["service"], "metric": c["metric"],
                                                        "score": c["score"]} for c in roots[:3]]})
+
+    # --- remediation -----------------------------------------------------------------------------
+    def recovery(self, incident_id: int, now: float, after: float | None = None) -> tuple[bool, str]:
+        """Whether the incident's cause is gone: its predictions withdrawn, and the series of its ranked root
+        cause back to how they were before the incident (not merely no longer anomalous: a fix itself moves a
+        series, and the detector may flag that move). Used to verify a fix."""
+        with self._lock:
+            tr = next((t for t in self._tracked.values() if t.group.incident_id == incident_id), None)
+            if tr is None:
+                return True, "the incident is no longer tracked (resolved)"
+            g = tr.group
+            self._now = max(now, self._now or now)
+            pending = [s for s in g.signals.values() if s.kind == "prediction" and not s.resolved]
+            if pending:
+                return False, f"a breach is still predicted: {pending[0].summary}"
+            since = min(g.first_time, g.trend_began or g.first_time)
+            cause = [s for s in g.signals.values() if s.kind == "anomaly" and s.service == tr.top]
+            away = [s for s in cause
+                    if self._away_from_baseline(int(s.fingerprint.split(":", 1)[1]), since, s.metric, after)]
+            if away:
+                return False, f"{away[0].metric} of {away[0].service} is not back to its level before the incident"
+            alerts = [s for s in g.signals.values() if s.kind == "alert" and not s.resolved]
+            if alerts:
+                return False, f"alert {alerts[0].metric} still firing"
+            return True, (f"{len(cause)} series of {tr.top} back to their level before the incident"
+                          if cause else "no prediction or alert of the incident is active")
+
+    def mitigate(self, incident_id: int, now: float, reason: str) -> bool:
+        """Mark an open incident mitigated (a verified fix). Returns whether it was open."""
+        with self._lock:
+            tr = next((t for t in self._tracked.values() if t.group.incident_id == incident_id), None)
+            if tr is None or tr.group.status != "open":
+                return False
+            g = tr.group
+            g.status, g.mitigated_at = "mitigated", now
+            self.sink.update(incident_id, {"status": "mitigated", "mitigated_at": now, "updated_at": now})
+            self.sink.add_timeline(incident_id, [TimelineEntry(now, "mitigated", f"mitigated: {reason}").as_dict()])
+            self._announce(g, "mitigated")
+            return True
 
     # --- operators -------------------------------------------------------------------------------
     def resolved_by_operator(self, incident_id: int, now: float) -> None:

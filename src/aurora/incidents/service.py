@@ -55,6 +55,7 @@ class IncidentService:
         self._audit = audit
         self._now = now
         self.on_resolve = on_resolve  # set by the incident engine
+        self.actions_of: Callable[[int], list[dict[str, Any]]] | None = None  # remediation runs of an incident
         self.on_ack = on_ack
 
     # --- reads -----------------------------------------------------------------------------------
@@ -68,6 +69,8 @@ class IncidentService:
         """The full record plus ``similar``: the past incidents most like it."""
         rec = self._get(incident_id)
         rec["similar"] = self.store.similar(incident_id, SIMILAR)
+        if self.actions_of is not None:
+            rec["actions"] = self.actions_of(incident_id)
         return rec
 
     def search(self, query: str, limit: int = 20) -> Records:

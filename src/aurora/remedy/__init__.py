@@ -1,0 +1,1 @@
+"""Remediation: playbooks run under guardrails, verified in event time, learned from."""

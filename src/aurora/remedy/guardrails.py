@@ -1,0 +1,59 @@
+"""Guardrails: the checks every run must pass, in event time, each refusal with its reason.
+
+A pure function over the recent runs (``history``): the kill switch, one run per target at a time, the
+target's cooldown, runs per target and per hour, runs per hour across all targets, the blast radius, and
+a circuit breaker that stops a playbook after it failed to fix repeatedly. Dry runs change nothing, so they
+count only against "one at a time" (while they are being recorded), not against cooldowns or rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aurora.remedy.playbook import Playbook
+
+HOUR = 3600.0
+IN_FLIGHT = ("pending_approval", "approved", "running", "verifying")
+FAILED_FIX = ("failed", "verification_failed", "rolled_back")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_actions_per_hour: int = 20
+    breaker_failures: int = 2
+    breaker_window_s: float = 6 * HOUR
+
+
+def check(pb: Playbook, targets: Sequence[str], now: float, history: Sequence[dict[str, Any]], limits: Limits,
+          paused: bool) -> str | None:
+    """None when the run may go ahead; otherwise why not. ``history``: runs as stored (``target``,
+    ``playbook``, ``status``, ``dry_run``, ``executed_at``, ``finished_at``, ``requested_at``)."""
+    if paused:
+        return "remediation is paused (kill switch: aurora remedy resume to lift it)"
+    if len(set(targets)) > pb.guardrails.max_targets:
+        return (f"blast radius: the run touches {len(set(targets))} targets, the playbook allows "
+                f"{pb.guardrails.max_targets}")
+    executed = [h for h in history if not h.get("dry_run") and h.get("executed_at") is not None]
+    for target in set(targets):
+        busy = [h for h in history if h["target"] == target and h["status"] in IN_FLIGHT]
+        if busy:
+            return f"{target} already has run #{busy[0]['id']} {busy[0]['status'].replace('_', ' ')} (one at a time)"
+        mine = [h for h in executed if h["target"] == target]
+        last = max((float(h["executed_at"]) for h in mine), default=None)
+        if last is not None and now - last < pb.guardrails.cooldown_s:
+            return (f"{target} is cooling down: last run {now - last:.0f} s ago, cooldown "
+                    f"{pb.guardrails.cooldown_s:.0f} s")
+        hour = [h for h in mine if now - float(h["executed_at"]) < HOUR]
+        if len(hour) >= pb.guardrails.max_per_hour:
+            return f"{target} had {len(hour)} runs in the last hour (limit {pb.guardrails.max_per_hour})"
+    total = [h for h in executed if now - float(h["executed_at"]) < HOUR]
+    if len(total) >= limits.max_actions_per_hour:
+        return f"{len(total)} runs in the last hour across all targets (limit {limits.max_actions_per_hour})"
+    failed = [h for h in history if h["playbook"] == pb.name and h["status"] in FAILED_FIX
+              and now - float(h.get("finished_at") or h["requested_at"]) < limits.breaker_window_s]
+    if len(failed) >= limits.breaker_failures:
+        return (f"circuit breaker open: playbook {pb.name} failed to fix {len(failed)} times in the last "
+                f"{limits.breaker_window_s / HOUR:.0f} h")
+    return None

@@ -1,0 +1,158 @@
+"""Playbooks: what Aurora may do about which incidents, validated before anything runs.
+
+A playbook has a ``match`` (incident category, service, root-cause metric, labels, severity, a recent change
+kind), ordered ``steps`` (an action on an executor), an optional ``rollback`` step, a ``mode`` (``auto``: run
+on its own; ``approve``: wait for an operator; ``notify-only``: say what it would do) and guardrails. A
+playbook is in dry-run unless it says ``dry_run: false``: a new playbook only records what it would have
+done until someone decides it is trustworthy.
+
+Playbooks come from ``remediation.playbooks`` in the configuration and from ``*.yaml`` files in
+``remediation.playbooks_dir`` (one playbook or a list per file); errors name the file, key and line.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from aurora.config_base import Section, format_errors, key_lines
+from aurora.errors import ConfigError
+
+Mode = Literal["auto", "approve", "notify-only"]
+EXECUTORS = ("sim", "webhook", "shell", "kubernetes", "process")
+#: The actions each executor can run.
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "sim": ("restart", "rollback", "scale_out", "cache_flush", "failover"),
+    "webhook": ("restart", "rollback", "scale_out", "cache_flush", "failover", "webhook"),
+    "shell": ("shell",),
+    "kubernetes": ("rollout_restart", "scale", "undo"),
+    "process": ("systemd_restart", "process_restart"),
+}
+SEVERITIES = ("info", "warning", "critical")
+
+
+class Match(Section):
+    """Every field given must hold (lists: any of them; ``*`` globs allowed for names)."""
+
+    category: list[str] = Field(default_factory=list, description="incident category: memory, errors, latency, ...")
+    service: list[str] = Field(default_factory=list, description="root-cause service (glob)")
+    root_cause_metric: list[str] = Field(default_factory=list, description="root-cause metric (glob)")
+    labels: dict[str, str] = Field(default_factory=dict, description="labels of the root-cause series (glob values)")
+    severity: list[Literal["info", "warning", "critical"]] = Field(default_factory=list)
+    change: list[str] = Field(default_factory=list, description=(
+        "a change of this kind (deployment, config_change, ...) is evidence for the root cause"))
+    source: list[Literal["anomaly", "prediction", "alert"]] = Field(default_factory=list, description=(
+        "the kind of signal that named the root cause (prediction: act before the breach)"))
+
+
+class Step(Section):
+    action: str
+    executor: Literal["sim", "webhook", "shell", "kubernetes", "process"] = "sim"
+    target: str = Field("{service}", description="what to act on; {service} is the root-cause service")
+    params: dict[str, Any] = Field(default_factory=dict, description=(
+        "webhook: url, secret_env; shell: command (must be allowed); kubernetes: namespace, deployment, "
+        "replicas; process: unit or pidfile + start"))
+    timeout_s: float = Field(30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _action_fits_executor(self) -> Step:
+        known = ACTIONS[self.executor]
+        if self.action not in known:
+            raise ValueError(f"action {self.action!r} cannot run on the {self.executor} executor; "
+                             f"it runs: {', '.join(known)}")
+        need = {"webhook": ("url",), "shell": ("command",)}.get(self.executor, ())
+        if self.executor == "kubernetes":
+            need = ("deployment",)
+        missing = [k for k in need if k not in self.params]
+        if missing:
+            raise ValueError(f"the {self.executor} executor needs params: {', '.join(missing)}")
+        keys = set(self.params)
+        if self.executor == "process" and not ("unit" in keys or {"pidfile", "start"} <= keys):
+            raise ValueError("the process executor needs params.unit (systemd) or params.pidfile and params.start")
+        return self
+
+
+class Verify(Section):
+    settle_s: float = Field(30.0, ge=0, description="wait this long (event time) before judging the fix")
+    timeout_s: float = Field(300.0, gt=0, description="the fix failed if the incident has not recovered by then")
+
+    @model_validator(mode="after")
+    def _order(self) -> Verify:
+        if self.timeout_s <= self.settle_s:
+            raise ValueError("verify.timeout_s must be longer than verify.settle_s")
+        return self
+
+
+class PlaybookGuardrails(Section):
+    cooldown_s: float = Field(900.0, ge=0, description="no new run on the same target for this long")
+    max_per_hour: int = Field(3, ge=1, description="runs per target per hour")
+    max_targets: int = Field(1, ge=1, description="blast radius: targets one run may touch")
+
+
+class Playbook(Section):
+    name: str = Field(min_length=1, max_length=100)
+    description: str = ""
+    match: Match = Field(default_factory=Match)
+    mode: Mode = "approve"
+    dry_run: bool = Field(True, description="record what would be done without doing it (the default)")
+    steps: list[Step] = Field(min_length=1)
+    rollback: Step | None = None
+    verify: Verify = Field(default_factory=Verify)
+    guardrails: PlaybookGuardrails = Field(default_factory=PlaybookGuardrails)
+    runbook: str | None = Field(None, description="a Markdown runbook file name shown with the incident")
+
+    def summary(self) -> str:
+        steps = ", then ".join(f"{s.action} {s.target} ({s.executor})" for s in self.steps)
+        return f"{self.name}: {steps}; {self.mode}{', dry-run' if self.dry_run else ''}"
+
+
+def glob_any(value: str | None, patterns: list[str]) -> bool:
+    return value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def load_playbook_dir(folder: Path) -> list[Playbook]:
+    """Every playbook in ``folder/*.yaml`` and ``*.yml`` (a file holds one playbook or a list)."""
+    out: list[Playbook] = []
+    if not folder.is_dir():
+        raise ConfigError(f"remediation.playbooks_dir {folder} is not a directory")
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        out += load_playbook_file(path)
+    return out
+
+
+def load_playbook_file(path: Path) -> list[Playbook]:
+    text = path.read_text()
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+    items = data if isinstance(data, list) else [data]
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        key_lines(node, (), lines)
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{path}: a playbook must be a mapping (item {i})")
+        try:
+            out.append(Playbook.model_validate(item))
+        except ValidationError as exc:
+            prefix = (i,) if isinstance(data, list) else ()
+            shifted = {k[len(prefix):]: v for k, v in lines.items() if k[: len(prefix)] == prefix}
+            raise ConfigError(f"{path}: invalid playbook\n{format_errors(exc, shifted, str(path), {})}") from exc
+    return out
+
+
+def check_unique(playbooks: list[Playbook]) -> list[Playbook]:
+    names = [p.name for p in playbooks]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"playbook names must be unique; repeated: {', '.join(dup)}")
+    return playbooks
