@@ -38,6 +38,7 @@ from aurora.ingest.events import ChangeEvent, EventLog
 from aurora.ingest.otlp_traces import SpanBatch
 from aurora.ingest.validate import validate_batch
 from aurora.model import SeriesBatch
+from aurora.notify.wiring import attach as attach_notifier
 from aurora.pipeline import Pipeline, Stage
 from aurora.predict.lifecycle import Lifecycle
 from aurora.predict.risk import risk_scores
@@ -108,7 +109,8 @@ class Aurora:
             lifecycle = Lifecycle(self.prediction_store, publish=self.bus.publish, signal=self._prediction_signals,
                                   changes=self._changes_between, signal_every_s=cfg.prediction.signal_every_s)
             lifecycle.restore()
-            self.predict = PredictStage(lifecycle, predict_settings(cfg.prediction, cfg.services), store=self.tsdb)
+            settings = predict_settings(cfg.prediction, cfg.services, cfg.slos)
+            self.predict = PredictStage(lifecycle, settings, store=self.tsdb)
             stages.append(self.predict)
             self.metrics.watch_risk(self.risk_scores, lambda: (self.clock.now(), self.prediction_records()))
         self.incident_engine: IncidentEngine | None = None
@@ -137,6 +139,7 @@ class Aurora:
         self._extra_tasks: list[asyncio.Task[Any]] = []
         self._lock = threading.Lock()
         self.opened = False
+        self.notifier = attach_notifier(self)  # last: it hooks into the bus, the incident service and background
 
     def _remedy_engine(self) -> RemedyEngine:
         r = self.cfg.remediation

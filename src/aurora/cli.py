@@ -156,6 +156,8 @@ def demo(
         from aurora.remedy.demo import demo_playbooks
 
         cfg.remediation.playbooks = demo_playbooks()
+    if not cfg.notifications.channels:
+        _demo_notifications(cfg)
     if parse_speed(speed) != 1.0 and cfg.host_agent.enabled:
         # Faster than real time the fleet's event time lies in the past; the host agent's samples (wall
         # time) would drag event time ahead of it, so the demo's incidents would age at the wrong pace.
@@ -180,6 +182,25 @@ def demo(
                   f"  curl -H \"Authorization: Bearer $(cat {token_path})\" "
                   f"'http://{cfg.server.host}:{cfg.server.port}/api/v1/query?query=http_request_error_ratio'")
     _serve(cfg, "demo", (aurora, created))
+
+
+def _demo_notifications(cfg: AuroraConfig) -> None:
+    """Without channels of its own the demo notifies a local webhook receiver that prints what it gets."""
+    import os
+
+    from aurora.notify.config import ChannelConfig, RouteConfig
+    from aurora.notify.demo_receiver import DemoReceiver
+
+    def show(msg: dict[str, Any], signed: bool) -> None:
+        colour = {"critical": "red", "warning": "yellow"}.get(str(msg.get("severity")), "green")
+        console.print(f"[{colour}]notification[/{colour}] ({msg.get('event')}, "
+                      f"{'signature ok' if signed else 'BAD SIGNATURE'}) {msg.get('title')}", highlight=False)
+
+    receiver = DemoReceiver(show).start()
+    os.environ["AURORA_DEMO_WEBHOOK_SECRET"] = receiver.secret
+    cfg.notifications.channels = [ChannelConfig(name="demo-webhook", type="webhook", url=receiver.url,
+                                                secret_env="AURORA_DEMO_WEBHOOK_SECRET")]
+    cfg.notifications.routes = [RouteConfig(channels=["demo-webhook"])]
 
 
 def _print_incident(i: dict[str, Any]) -> None:

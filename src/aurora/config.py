@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from aurora.config_base import Section, format_errors, key_lines
 from aurora.errors import ConfigError
+from aurora.notify.config import NotificationsConfig
 from aurora.remedy.config import RemediationConfig
 
 ENV_PREFIX = "AURORA_"
@@ -188,6 +189,16 @@ class PredictionConfig(Section):
         "limit, disk used vs capacity, DB connections vs the pool, model accuracy vs 0.85"))
 
 
+class SloConfig(Section):
+    """A service level objective on an error ratio; its error budget is forecast like any limited series."""
+
+    name: str = Field(min_length=1, max_length=100)
+    service: str
+    metric: str = Field("http_request_error_ratio", description="the service's error ratio series (0-1)")
+    objective: float = Field(0.999, gt=0.5, lt=1.0, description="share of time without errors, e.g. 0.999")
+    window_days: float = Field(30.0, gt=0, le=400, description="the rolling window the budget is spent over")
+
+
 class ServiceConfig(Section):
     name: str
     depends_on: list[str] = Field(default_factory=list)
@@ -208,7 +219,9 @@ class AuroraConfig(Section):
     services: list[ServiceConfig] = Field(default_factory=list)
     incidents: IncidentConfig = Field(default_factory=IncidentConfig)
     prediction: PredictionConfig = Field(default_factory=PredictionConfig)
+    slos: list[SloConfig] = Field(default_factory=list)
     remediation: RemediationConfig = Field(default_factory=RemediationConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @field_validator("scrape")
     @classmethod

@@ -93,5 +93,11 @@ def test_demo_streams_the_fleet(tmp_path: Path) -> None:
                          if a["playbook"] == "restart-leaking-service" and a["status"] == "verified"]
                 time.sleep(0.5)
             assert fixes and fixes[0]["target"] == "catalog", c.get("/api/v1/actions").json()
+            # ... and says so: the "FYI: detected and fixed" message reaches the demo's webhook receiver, signed.
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and "FYI: detected and fixed" not in srv.log.read_text():
+                time.sleep(0.3)
+            fyi = [ln for ln in srv.log.read_text().splitlines() if "FYI: detected and fixed" in ln]
+            assert fyi and "signature ok" in fyi[0], srv.log.read_text()[-3000:]
     finally:
         srv.stop()

@@ -224,3 +224,29 @@ def test_a_prediction_for_a_series_that_went_away_is_withdrawn_as_stale(store: P
     assert not stage.lifecycle.active
     assert rec.changes("withdrawn")[0]["close_reason"] in ("the series stopped reporting",
                                                            "not enough recent data to fit a trend")
+
+
+def test_an_slo_burning_fast_predicts_its_error_budget_running_out(store: PredictionStore) -> None:
+    from aurora.config import PredictionConfig, SloConfig
+
+    slo = SloConfig(name="checkout-availability", service="checkout", objective=0.99, window_days=1.0)
+    rec = Recorder()
+    stage = make_stage(store, rec, settings_from_config(PredictionConfig(), [], [slo]))
+    t = np.arange(T0, T0 + 5 * 3600, STEP)
+    # 0.1 % errors (a tenth of the budget's pace), then 5 % from 1 h in: the 1 % budget of a day goes in ~4.5 h
+    err = np.where(t < T0 + 3600, 0.001, 0.05) + np.random.default_rng(8).normal(0, 0.0005, len(t))
+    labels = {"service": "checkout", "instance": "checkout:1"}
+    run(stage, t, [("http_request_error_ratio", labels, err), ("http_request_error_ratio", {"service": "web"},
+                                                                np.full_like(t, 0.2))])
+    issued = rec.changes("issued")
+    assert len(issued) == 1, [d["metric"] for d in issued]
+    p = issued[0]
+    assert p["metric"] == "slo_error_budget_used_ratio" and p["kind"] == "error_budget_exhausted"
+    assert p["labels"] == {"slo": "checkout-availability", "service": "checkout"} and p["threshold"] == 1.0
+    assert "error budget of SLO checkout-availability (checkout)" in p["explanation"]
+    # budget used: 1 h at 0.1 % + the rest at 5 %, against 1 % of a day (864 s of errors)
+    truth = T0 + 3600 + (864 - 3600 * 0.001) / 0.05
+    assert p["created_at"] < truth and p["eta_low"] <= truth <= p["eta_high"], (p["eta_low"] - truth,
+                                                                                 p["eta_high"] - truth)
+    used = stage.slos.used(float(t[-1]))
+    assert abs(used[0] - (3.6 + 0.05 * (t[-1] - T0 - 3600)) / 864) < 0.05

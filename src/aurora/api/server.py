@@ -23,6 +23,7 @@ from aurora.api import (
 )
 from aurora.app import Aurora
 from aurora.errors import AuroraError
+from aurora.notify import routes as routes_notify
 
 
 def create_app(aurora: Aurora, background: bool = True) -> FastAPI:
@@ -73,6 +74,7 @@ def create_app(aurora: Aurora, background: bool = True) -> FastAPI:
     app.include_router(routes_topology.router)
     app.include_router(routes_predictions.router)
     app.include_router(routes_remedy.router)
+    app.include_router(routes_notify.router)
     from aurora.web import install as install_web  # the dashboard depends on the API, not the other way round
 
     install_web(app)

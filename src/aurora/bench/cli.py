@@ -245,9 +245,17 @@ def e2e(
         float, typer.Option("--fault-free-hours", min=1.5, help="length of each fault-free run (the first hour is "
                                                                 "warm-up)")
     ] = 24.0,
+    engine: Annotated[bool, typer.Option("--engine", help=(
+        "run the whole engine per case instead (ingest, detection, prediction, incidents, remediation with the "
+        "demo's playbooks in auto mode, verification) and the flap scenarios: time to detect, to a verified "
+        "fix, actions outside policy"))] = False,
 ) -> None:
     """Closed loop on the simulated fleet: time to detect, to a correct root cause, to a verified fix."""
     from aurora.bench.e2e import DEFAULT_SCENARIOS, NO_ENGINE_NOTE, E2eConfig, run_bench
+
+    if engine:
+        _e2e_engine(out, [seed_base + i for i in range(seeds)], scenarios)
+        return
 
     names = _scenario_names(scenarios, DEFAULT_SCENARIOS)
     report = _run(lambda progress: run_bench(out, seeds=seeds, seed_base=seed_base, scenarios=names,
@@ -285,6 +293,27 @@ def e2e(
                   f"{_ratio(report['false_alarms_per_1000_series_hours_fault_free'])} per 1,000 series-hours, "
                   f"{_ratio(report['false_alarms_per_day_fault_free'])} per fleet-day")
     console.print(f"report: {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
+
+
+def _e2e_engine(out: Path, seeds: list[int], scenarios: str | None) -> None:
+    from aurora.bench.loop import LOOP_SCENARIOS, run_loop_bench
+
+    names = _scenario_names(scenarios, LOOP_SCENARIOS)
+    r = _run(lambda progress: run_loop_bench(out, seeds, names, progress=progress), quiet_warnings=True)
+    table = Table(title=f"Closed loop through the engine ({r['runs']} runs, seeds {seeds[0]}..{seeds[-1]})")
+    for col in ("fault", "runs", "detected", "detection median", "verified fixes", "right fix",
+                "detect to verified median", "max", "breach avoided"):
+        table.add_column(col, justify="left" if col == "fault" else "right")
+    for kind, k in r["by_kind"].items():
+        table.add_row(kind, str(k["runs"]), str(k["detected"]), _minutes(k["detection_delay_median_s"]),
+                      str(k["verified_fixes"]), str(k["right_fix"]), _minutes(k["detect_to_verified_median_s"]),
+                      _minutes(k["detect_to_verified_max_s"]), str(k["breach_avoided"]))
+    Console().print(table)
+    console.print(f"abrupt faults detected within 2 scrapes: {_ratio(r['abrupt_detected_within_2_scrapes'])}; "
+                  f"detection to verified fix median {_minutes(r['detect_to_verified_median_s'])}, within 60 s "
+                  f"{_ratio(r['verified_within_60s'])}; executed runs {r['executed']}, outside policy "
+                  f"{r['outside_policy']}")
+    console.print(f"report: {out / 'report.json'}, {out / 'report.md'}")
 
 
 @bench_app.command("incidents")

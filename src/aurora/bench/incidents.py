@@ -33,7 +33,9 @@ from aurora.bench.report import write_report
 from aurora.config import ServiceConfig
 from aurora.detect.stage import DetectStage
 from aurora.incidents.engine import IncidentEngine
-from aurora.incidents.signals import from_anomaly
+from aurora.incidents.signals import from_anomaly, from_prediction
+from aurora.predict.lifecycle import Lifecycle
+from aurora.predict.stage import PredictStage
 from aurora.rca.live import ChangeRef
 from aurora.sim import DEFAULT_START, Fleet, get_scenario
 from aurora.sim.faults import CATALOGUE
@@ -71,6 +73,28 @@ class MatrixStore:
         return ts[a:b].copy(), self.values[a:b, series_id].copy()
 
 
+class MemoryPredictions:
+    """A prediction store (``PredictionStore``'s writes) in a dict."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, dict[str, Any]] = {}
+
+    def insert(self, recs: list[dict[str, Any]]) -> list[int]:
+        ids = []
+        for rec in recs:
+            pid = len(self.rows) + 1
+            self.rows[pid] = {**rec, "id": pid}
+            ids.append(pid)
+        return ids
+
+    def update(self, recs: list[dict[str, Any]]) -> None:
+        for rec in recs:
+            self.rows[int(rec["id"])].update(rec)
+
+    def active_rows(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows.values() if r["state"] == "active"]
+
+
 class MemoryIncidents:
     """An incident sink that keeps incidents as dicts, with their ranking history."""
 
@@ -106,6 +130,7 @@ def fleet_graph(fleet: Fleet) -> ServiceGraph:
 class IncidentBenchConfig:
     warmup_s: float = 3600.0  # the detectors learn a fresh fleet: incidents in the first hour count for nothing
     fault_free_hours: float = 24.0
+    predictions: bool = True  # run the prediction stage too (its predictions are incident signals)
 
 
 def run_case(scenario: str, seed: int, cfg: IncidentBenchConfig, hours: float | None = None) -> dict[str, Any]:
@@ -127,6 +152,12 @@ def run_case(scenario: str, seed: int, cfg: IncidentBenchConfig, hours: float | 
     engine = IncidentEngine(sink, store, graph, changes, user_facing=[fleet.spec.entry],
                             score_of=lambda ids: detect_stage.current_scores(ids) if detect_stage else ids * np.nan)
     detect_stage = DetectStage(store, lambda recs: engine.offer(from_anomaly(r) for r in recs))
+    predictions = MemoryPredictions()
+    predict_stage = None
+    if cfg.predictions:
+        life = Lifecycle(predictions, signal=lambda recs: engine.offer(from_prediction(r) for r in recs),  # type: ignore[arg-type]
+                         changes=changes)  # the in-memory store has the writes a lifecycle makes
+        predict_stage = PredictStage(life, store=store)
     ids = np.arange(len(store.infos), dtype=np.int64)
     t0 = time.perf_counter()
     done = 0
@@ -138,6 +169,8 @@ def run_case(scenario: str, seed: int, cfg: IncidentBenchConfig, hours: float | 
         events.extend(ChangeRef(e.kind, e.service, e.time, e.attributes) for e in fleet.drain_events())
         now_ms = int(ts[-1])
         detect_stage.process(batch, ids, now_ms)
+        if predict_stage is not None:
+            predict_stage.process(batch, ids, now_ms)
         engine.step(now_ms / 1000.0)
         done += k
     wall = time.perf_counter() - t0
@@ -160,6 +193,10 @@ def run_case(scenario: str, seed: int, cfg: IncidentBenchConfig, hours: float | 
         "scenario": scenario, "seed": seed, "fault": gt["kind"] if gt else "none", "truth": truth,
         "hours": hours, "wall_s": wall, "signals": engine.correlator.signals_seen,
         "blips_dropped": engine.correlator.blips_dropped, "rankings": engine.rankings,
+        "predictions": len(predictions.rows),
+        # the kinds of signal that opened the fault's incident (its first timeline entries)
+        "opened_by": sorted({e["text"].split(":", 1)[0] for e in (fault_inc or {}).get("timeline", [])
+                             if e["kind"] == "signal" and e["time"] <= fault_inc["opened_at"]}) if fault_inc else [],
         "incidents_total": len(incs), "false_incidents": len(before), "incidents_after_onset": len(after),
         "one_incident": len(after) == 1,
         "time_to_incident_s": fault_inc["opened_at"] - onset if fault_inc and onset is not None else None,

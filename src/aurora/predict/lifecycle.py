@@ -88,6 +88,8 @@ def explain(meta: SeriesMeta, rec: dict[str, Any], now: float, change: dict[str,
     it grows by +12 MiB/min since 14:05 UTC, after the 14:03 UTC deployment of cart (1.4.2)'."""
     what = meta.metric if not meta.service else f"{meta.metric} of {meta.service}"
     reach = "reach" if meta.direction > 0 else "fall to"
+    if "slo" in meta.labels:  # an error budget (aurora.predict.slo): say it in SLO terms
+        what, reach = f"the error budget of SLO {meta.labels['slo']} ({meta.service})", "be used up: reach"
     eta, lo, hi = rec["eta"], rec["eta_low"], rec["eta_high"]
     text = (f"{what} will {reach} its limit of {fmt_value(rec['limit'], meta.metric)} in {fmt_duration(eta - now)} "
             f"(between {fmt_duration(lo - now)} and {fmt_duration(hi - now)}), because it "

@@ -29,6 +29,9 @@ from aurora.model import SeriesBatch
 from aurora.predict.blocks import BlockBuffer
 from aurora.predict.lifecycle import Lifecycle, SeriesMeta
 from aurora.predict.limits import CONFIG_LIMIT_METRICS, KINDS, LIMITS, kind_of
+from aurora.predict.slo import KIND as SLO_KIND
+from aurora.predict.slo import METRIC as SLO_METRIC
+from aurora.predict.slo import SloSpec, SloTracker
 from aurora.predict.trend import ISSUE, KEEP, REASONS, WITHDRAW, TrendConfig, forecast, records
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class PredictSettings:
     kinds: dict[str, str] = field(default_factory=lambda: dict(KINDS))
     service_limits: dict[str, dict[str, float]] = field(default_factory=dict)  # service -> {key: value}
     warm_start: bool = True
+    slos: tuple[SloSpec, ...] = ()  # error budgets forecast as virtual series (``slo.py``)
 
 
 class SeriesReader(Protocol):
@@ -90,14 +94,32 @@ class PredictStage:
         self._next_eval = -math.inf
         self.evaluations = 0
         self.last_eval: float | None = None
+        self._feeds_slo = np.zeros(0, bool)
+        self.slos = SloTracker(list(s.slos), read=store.read if store is not None and s.warm_start else None)
+        self._slo_rows = self._add_slo_rows(list(s.slos))
 
     # --- series --------------------------------------------------------------------------------
+    def _add_slo_rows(self, specs: list[SloSpec]) -> np.ndarray:
+        """One virtual limited row per SLO (its budget used, rising to 1.0); series ids -1, -2, ..."""
+        for k, spec in enumerate(specs):
+            self.meta.append(SeriesMeta(-(k + 1), SLO_METRIC, {"slo": spec.name, "service": spec.service},
+                                        spec.service, SLO_KIND, 1,
+                                        f"slo {spec.name}: {spec.objective:.4%} over {spec.window_s / 86400:g} d"))
+        rows = np.arange(len(self.meta) - len(specs), len(self.meta))
+        if len(specs):
+            self.buffer.grow(np.ones(len(specs), np.int64))
+            self._limit_sid = np.concatenate([self._limit_sid, np.full(len(specs), -1, np.int64)])
+            self._fixed = np.concatenate([self._fixed, np.ones(len(specs))])
+            self._peak = np.concatenate([self._peak, np.full(len(specs), -np.inf)])
+            self._suppressed = np.concatenate([self._suppressed, np.zeros(len(specs), bool)])
+        return rows
+
     def _grow_ids(self, n: int) -> None:
         if n <= len(self._seen):
             return
         size = max(n, len(self._seen) * 3 // 2)
         for name, fill in (("_seen", False), ("_row_of", -1), ("_is_limit", False), ("_limit_value", np.nan),
-                           ("_limit_t", -(2**62))):
+                           ("_limit_t", -(2**62)), ("_feeds_slo", False)):
             old = getattr(self, name)
             new = np.full(size, fill, old.dtype)
             new[: len(old)] = old
@@ -109,6 +131,8 @@ class PredictStage:
         for i in np.flatnonzero(~self._seen[ids]).tolist():
             sid, metric, labels = int(ids[i]), batch.metrics[i], batch.labels[i]
             self._seen[sid] = True
+            if self.slos.budgets and self.slos.classify(sid, metric, labels, before_ms):
+                self._feeds_slo[sid] = True
             key = _key(labels)
             if metric in self._limit_metrics:
                 self._is_limit[sid] = True
@@ -220,6 +244,12 @@ class PredictStage:
             newer = lt[last] >= self._limit_t[ls[last]]
             self._limit_value[ls[last][newer]] = lv[last][newer]
             self._limit_t[ls[last][newer]] = lt[last][newer]
+        slo = good & self._feeds_slo[s]
+        if slo.any():  # few series feed SLOs: one call per series
+            for sid in np.unique(s[slo]).tolist():
+                m = slo & (s == sid)
+                o = np.argsort(t[m], kind="stable")
+                self.slos.add(sid, t[m][o] / 1000.0, v[m][o])
         rows = self._row_of[s]
         sel = good & (rows >= 0)
         if sel.any():
@@ -234,6 +264,13 @@ class PredictStage:
 
     def _evaluate(self, boundary: float) -> tuple[Any, ...]:
         """Forecast the window that ended at ``boundary``; returns the lifecycle's arguments."""
+        if len(self._slo_rows):  # each SLO's budget used as of now: one more sample of its virtual series
+            used = self.slos.used(boundary)
+            ok = np.isfinite(used)
+            if ok.any():
+                rows = self._slo_rows[ok]
+                self.buffer.add(rows, np.full(len(rows), boundary - 0.5), used[ok])
+                self._peak[rows] = np.maximum(self._peak[rows], used[ok])
         limits = self.limits()
         direction = self.buffer.direction
         towards_limit = direction * limits
@@ -264,7 +301,9 @@ class PredictStage:
         out = []
         for sid, row in self.lifecycle.active.items():
             if now - float(row["updated_at"]) > STALE_S:
-                r = int(self._row_of[sid]) if sid < len(self._row_of) else -1
+                r = int(self._row_of[sid]) if 0 <= sid < len(self._row_of) else -1
+                if sid < 0 and -sid <= len(self._slo_rows):
+                    r = int(self._slo_rows[-sid - 1])
                 out.append(self.meta[r] if r >= 0 else SeriesMeta(
                     sid, row["metric"], row["labels"], row["service"], row["kind"], int(row["direction"]),
                     row["limit_source"]))
@@ -275,7 +314,7 @@ class PredictStage:
                 "active_predictions": len(self.lifecycle.active), **self.lifecycle.counts}
 
 
-def settings_from_config(cfg: Any, services: list[Any]) -> PredictSettings:
+def settings_from_config(cfg: Any, services: list[Any], slos: list[Any] | None = None) -> PredictSettings:
     """``PredictSettings`` from the ``prediction:`` section and the services' configured limits."""
     limits: dict[str, tuple[str | float, int]] = dict(LIMITS)
     kinds = dict(KINDS)
@@ -285,6 +324,7 @@ def settings_from_config(cfg: Any, services: list[Any]) -> PredictSettings:
             kinds[metric] = spec.kind
     no_profile = min(cfg.horizon_s, TrendConfig().horizon_no_profile_s)
     trend = TrendConfig(horizon_s=cfg.horizon_s, horizon_no_profile_s=no_profile)
+    specs = tuple(SloSpec(o.name, o.service, o.metric, o.objective, o.window_days * 86400.0) for o in slos or [])
     return PredictSettings(eval_every_s=cfg.eval_every_s, trend=trend, limits=limits, kinds=kinds,
-                           service_limits={s.name: dict(s.limits) for s in services if s.limits})
+                           service_limits={s.name: dict(s.limits) for s in services if s.limits}, slos=specs)
 

@@ -3,9 +3,11 @@ fleet (so ``dry_run: false``; playbooks of your own start in dry-run)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aurora.remedy.playbook import Playbook
 
-DEMO_PLAYBOOKS = [
+DEMO_PLAYBOOKS: list[dict[str, Any]] = [
     {"name": "restart-leaking-service", "description": "a memory leak predicted to breach: restart before it does",
      "match": {"category": ["memory"], "source": ["prediction"]}, "mode": "auto", "dry_run": False,
      "steps": [{"action": "restart"}], "verify": {"settle_s": 30, "timeout_s": 300},

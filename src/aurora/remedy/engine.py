@@ -117,14 +117,15 @@ class RemedyEngine:
             due = [iid for iid, at in self._watch.items() if at <= now and iid not in queued]
             for iid in queued + due:
                 inc = self.get_incident(iid)
-                if inc is None or inc.get("status") != "open":
+                status = None if inc is None else inc.get("status")
+                if inc is None or status == "resolved":
                     self._watch.pop(iid, None)
                     self._no_match.pop(iid, None)
                     continue
-                if self.decide(inc, now) is None:
-                    self._watch[iid] = now + self.recheck_s
-                else:
-                    self._watch.pop(iid, None)
+                # Watched until resolved: a mitigated incident may come back, a failed fix may be retried.
+                self._watch[iid] = now + self.recheck_s
+                if status == "open":
+                    self.decide(inc, now)
             self._collect(now)
             self._verify(now)
             self._expire(now)
@@ -163,8 +164,10 @@ class RemedyEngine:
             return None
         iid = int(inc["id"])
         mine = [h for h in self.history if h["incident_id"] == iid]
-        if any(h["status"] in ("verified",) or h["status"] not in FINAL for h in mine):
-            return None  # fixed, or a run is already under way or waiting
+        if any(h["status"] not in FINAL for h in mine):
+            return None  # a run is under way or waiting
+        # After a run ended, the incident is open again only if it came back (a verified fix mitigates it) or
+        # the fix failed: a new run may follow, within the guardrails (cooldown, hourly limits, breaker).
         candidates = self.ranked(inc, t)
         if not candidates:
             reasons = {pb.name: explain_match(pb, t) for pb in self.playbooks}
@@ -177,8 +180,11 @@ class RemedyEngine:
         chosen = None
         for pb, _, why in candidates:
             before = [h for h in mine if h["playbook"] == pb.name and h["target"] == t.service]
-            if any(h["status"] != "skipped" for h in before):
-                continue  # decided once for this incident and target
+            if any(h["status"] in ("notified", "dry_run", "rejected", "expired") for h in before):
+                continue  # said once what it would do, or a person said no: not again for this incident
+            ended = [float(h["finished_at"] or h["requested_at"]) for h in before if h["status"] != "skipped"]
+            if ended and now - max(ended) < self.recheck_s:
+                continue  # just ran for this incident and target
             steps = self._render(pb.steps, t)
             targets = [s["target"] for s in steps]
             reason = None
