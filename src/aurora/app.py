@@ -56,7 +56,9 @@ from aurora.remedy.executors import (
     WebhookExecutor,
 )
 from aurora.remedy.guardrails import Limits
+from aurora.remedy.match import explain_match, target_of
 from aurora.remedy.playbook import check_unique, load_playbook_dir
+from aurora.remedy.runbooks import RunbookIndex
 from aurora.remedy.store import ActionStore
 from aurora.selfmetrics import SelfMetrics
 from aurora.store.tsdb import TSDB, AppendResult
@@ -125,6 +127,8 @@ class Aurora:
             stages.append(self.incident_engine)
         self.actions = ActionStore(self.engine)
         self.incidents.actions_of = lambda iid: self.actions.query(incident_id=iid)
+        self.runbooks = RunbookIndex.from_folder(cfg.remediation.runbooks_dir)
+        self.incidents.runbooks_of = self._runbooks_of
         self.remedy: RemedyEngine | None = None
         if cfg.remediation.enabled:
             self.remedy = self._remedy_engine()
@@ -160,6 +164,14 @@ class Aurora:
             Limits(r.max_actions_per_hour, r.breaker_failures, r.breaker_window_s), r.approval_timeout_s,
             audit=self.record_audit, publish=self.bus.publish, timeline=store.add_timeline,
             similar=lambda iid: store.similar(iid, 5))
+
+    def _runbooks_of(self, incident: dict[str, Any]) -> list[dict[str, Any]]:
+        """The runbooks for an incident: those named by the playbooks that match it, then the best matches."""
+        named: list[str] = []
+        t = target_of(incident)
+        if t is not None and self.remedy is not None:
+            named = [pb.runbook for pb in self.remedy.playbooks if pb.runbook and explain_match(pb, t) is None]
+        return self.runbooks.for_incident(incident, named)
 
     def use_simulated_fleet(self, apply: Any) -> None:
         """Route the ``sim`` executor to a simulated fleet's ``apply_action(kind, service, t)`` (demo, benches)."""

@@ -156,6 +156,10 @@ def demo(
         from aurora.remedy.demo import demo_playbooks
 
         cfg.remediation.playbooks = demo_playbooks()
+    if cfg.remediation.runbooks_dir is None:
+        from aurora.remedy.demo import RUNBOOKS
+
+        cfg.remediation.runbooks_dir = RUNBOOKS
     if not cfg.notifications.channels:
         _demo_notifications(cfg)
     if parse_speed(speed) != 1.0 and cfg.host_agent.enabled:

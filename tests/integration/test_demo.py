@@ -52,6 +52,9 @@ def test_demo_streams_the_fleet(tmp_path: Path) -> None:
             # Its rollback waits for an operator (the demo's rollback playbook is in approve mode): approve it
             # through the API; the fleet rolls back and the fix is verified.
             iid = found[0]["id"]
+            linked = c.get(f"/api/v1/incidents/{iid}").json()["runbooks"]  # the demo's runbooks, linked
+            assert linked and linked[0]["name"] == "bad-deployment.md", linked
+            assert len(c.get("/api/v1/runbooks").json()["runbooks"]) == 3
             deadline = time.monotonic() + 30
             waiting: list[dict[str, object]] = []
             while time.monotonic() < deadline and not waiting:

@@ -242,3 +242,21 @@ def test_webhook_signature_is_hmac_sha256_of_the_body() -> None:
     import hmac
 
     assert sign(b'{"a":1}', "k") == "sha256=" + hmac.new(b"k", b'{"a":1}', hashlib.sha256).hexdigest()
+
+
+def test_runbooks_are_indexed_and_the_best_fitting_ones_linked(tmp_path: Path) -> None:
+    from aurora.remedy.runbooks import RunbookIndex
+
+    (tmp_path / "leak.md").write_text("tags: memory, leak, restart\n# Memory leak\nRestart the service.\n")
+    (tmp_path / "deploy.md").write_text("# Bad deployment\nRoll back the deployment when errors rise.\n")
+    (tmp_path / "notes.txt").write_text("not a runbook")
+    index = RunbookIndex.from_folder(tmp_path)
+    assert sorted(r.name for r in index.runbooks) == ["deploy.md", "leak.md"]
+    inc = {**incident(1, "memory"), "title": "cart: memory use up", "summary": "memory of cart grows"}
+    found = index.for_incident(inc)
+    assert [r["name"] for r in found] == ["leak.md"] and found[0]["title"] == "Memory leak"
+    errors = {**incident(2, "errors"), "title": "cart: errors up after a deployment", "summary": ""}
+    assert index.for_incident(errors)[0]["name"] == "deploy.md"
+    named = index.for_incident(errors, named=["leak.md"])  # a matching playbook names it: first
+    assert [r["name"] for r in named][:1] == ["leak.md"] and named[0]["why"] == "named by a matching playbook"
+    assert RunbookIndex.from_folder(None).for_incident(inc) == []

@@ -98,3 +98,21 @@ async def resume(request: Request, who: Principal = Depends(require("operate")))
     await run_in_threadpool(engine.store.set_paused, False, who.name)
     get_aurora(request).record_audit(who.name, "remedy.resume", "remediation", {})
     return {"paused": False}
+
+
+@router.get("/api/v1/runbooks", dependencies=read_scope)
+async def list_runbooks(request: Request, q: str | None = None) -> dict[str, Any]:
+    """The indexed runbooks; ``q`` ranks them by how well they match the words."""
+    index = get_aurora(request).runbooks
+    if q:
+        return {"runbooks": [{"name": rb.name, "title": rb.title, "tags": list(rb.tags), "score": round(s, 3)}
+                             for rb, s in index.search(q, limit=20)]}
+    return {"runbooks": [{"name": rb.name, "title": rb.title, "tags": list(rb.tags)} for rb in index.runbooks]}
+
+
+@router.get("/api/v1/runbooks/{name}", dependencies=read_scope)
+async def get_runbook(request: Request, name: str) -> dict[str, Any]:
+    rb = get_aurora(request).runbooks.get(name)
+    if rb is None:
+        raise NotFound(f"no runbook {name!r}")
+    return {"name": rb.name, "title": rb.title, "tags": list(rb.tags), "markdown": rb.text}

@@ -56,6 +56,7 @@ class IncidentService:
         self._now = now
         self.on_resolve = on_resolve  # set by the incident engine
         self.actions_of: Callable[[int], list[dict[str, Any]]] | None = None  # remediation runs of an incident
+        self.runbooks_of: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None  # runbooks that fit it
         self.on_ack = on_ack
 
     # --- reads -----------------------------------------------------------------------------------
@@ -71,6 +72,8 @@ class IncidentService:
         rec["similar"] = self.store.similar(incident_id, SIMILAR)
         if self.actions_of is not None:
             rec["actions"] = self.actions_of(incident_id)
+        if self.runbooks_of is not None:
+            rec["runbooks"] = self.runbooks_of(rec)
         return rec
 
     def search(self, query: str, limit: int = 20) -> Records:
