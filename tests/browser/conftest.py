@@ -54,6 +54,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AURORA_")}
     env["AURORA_HOST_AGENT__ENABLED"] = "false"
+    # At 60x the default hour to approve a run is one minute of wall time: less than the browser suite takes.
+    env["AURORA_REMEDIATION__APPROVAL_TIMEOUT_S"] = "86400"
     log = (data_dir / "server.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "aurora", "demo", "--port", str(port), "--data-dir", str(data_dir),
                              "--speed", "60x", "--backfill-hours", "2"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -114,7 +116,9 @@ class Watch:
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
         self._navigations = 0
         self._issued: dict[Any, int] = {}
-        page.on("request", lambda r: self._request(page, r))
+        self._aborted: list[tuple[Any, int]] = []
+        page.on("request", self._request)
+        page.on("framenavigated", lambda f: self._navigated(page, f))
         page.on("requestfailed", self._failed)
         page.on("response", self._response)
 
@@ -130,17 +134,28 @@ class Watch:
             return
         self.problems.append(f"console error: {msg.text} ({msg.location.get('url', '')})")
 
-    def _request(self, page: Any, req: Any) -> None:
-        if req.is_navigation_request() and req.frame == page.main_frame:
-            self._navigations += 1  # requests issued before this belong to the page being left
+    def _navigated(self, page: Any, frame: Any) -> None:
+        # Counted when the new document commits, not when its request starts: until then the old page still
+        # runs, and may issue requests (an htmx refresh on a live event during a form post) that leaving aborts.
+        if frame == page.main_frame:
+            self._navigations += 1
+
+    def _request(self, req: Any) -> None:
         self._issued[req] = self._navigations
 
     def _failed(self, req: Any) -> None:
         # Leaving a page cancels what it still had in flight (its live stream, which never ends by itself, a
-        # favicon, an htmx refresh): the browser aborted those, the server did not fail.
-        if req.failure == "net::ERR_ABORTED" and self._issued.get(req, self._navigations) < self._navigations:
+        # favicon, an htmx refresh): the browser aborted those, the server did not fail. Chromium may report the
+        # abort before the commit that caused it, so aborts are judged in report(), once every commit is known.
+        if req.failure == "net::ERR_ABORTED":
+            self._aborted.append((req, self._issued.get(req, self._navigations)))
             return
         self.problems.append(f"request failed: {req.method} {req.url} ({req.failure})")
+
+    def report(self) -> list[str]:
+        """Everything that went wrong, including aborts no later page load explains."""
+        return self.problems + [f"request failed: {r.method} {r.url} ({r.failure})"
+                                for r, issued in self._aborted if issued >= self._navigations]
 
     def _response(self, resp: Any) -> None:
         if resp.status >= 400 and not self._allowed(resp.status, resp.url):
@@ -189,8 +204,9 @@ def tab(browser: Any, demo: Demo) -> Iterator[Tab]:
     page.set_default_timeout(10_000)
     watch = Watch(page)
     yield Tab(page, watch, demo.url)
+    problems = watch.report()  # before closing, which aborts what the last page still loads (its favicon)
     ctx.close()
-    assert not watch.problems, "\n".join(watch.problems)
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture(scope="session", autouse=True)

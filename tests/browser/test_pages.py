@@ -77,7 +77,7 @@ def test_services_models_playbooks(tab: Tab, demo: Demo) -> None:
     assert "recommender" in tab.page.inner_text("main")
     tab.shot("models")
     tab.go("/ui/playbooks")
-    assert "No playbooks" in tab.page.inner_text("main")
+    assert "rollback-bad-deployment" in tab.page.inner_text("main")
 
 
 def test_topology_graph(tab: Tab, demo: Demo) -> None:

@@ -21,7 +21,15 @@ __all__ = ["install"]
 
 
 def install(app: FastAPI) -> None:
-    from aurora.web import routes_auth, routes_incidents, routes_pages, routes_stream
+    from aurora.web import (
+        routes_analysis,
+        routes_auth,
+        routes_incidents,
+        routes_pages,
+        routes_remedy,
+        routes_settings,
+        routes_stream,
+    )
 
     aurora = app.state.aurora
     app.state.web_signer = SessionSigner(load_key(aurora.cfg.storage.data_dir))
@@ -45,6 +53,7 @@ def install(app: FastAPI) -> None:
                     message="The form did not carry this session's security token (CSRF), so nothing was changed. "
                             "Go back, reload the page and submit it again.")
 
-    for module in (routes_auth, routes_pages, routes_incidents, routes_stream):
+    for module in (routes_auth, routes_pages, routes_incidents, routes_remedy, routes_analysis, routes_settings,
+                   routes_stream):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/ui/static", CachedStatic(directory=STATIC_DIR, check_dir=False), name="web-static")

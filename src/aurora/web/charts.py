@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -74,16 +75,18 @@ def _limit(aurora: Any, metric: str, sel: str, start: float, end: float, step: f
     """The metric's limit (``aurora.predict.limits.LIMITS``) as a line: its limit series, or a fixed floor."""
     if metric not in LIMITS:
         return None
-    source, _ = LIMITS[metric]
-    if not isinstance(source, str):
-        return {"label": f"limit {source:g}", "values": [float(source)] * n}
+    source, direction = LIMITS[metric]
+    if not isinstance(source, str):  # a fixed level: a floor (accuracy) when the metric fails by falling
+        return {"label": f"{'floor' if direction < 0 else 'limit'} {source:g}", "values": [float(source)] * n}
     _, found = range_series(aurora, f"max({source}{sel})", start, end, step)
     if not found:
         return None
     return {"label": source, "values": _clean(found[0].values, found[0].present)}
 
 
-def service_charts(aurora: Any, service: str, range_s: float) -> dict[str, Any]:
+def service_charts(aurora: Any, service: str, range_s: float,
+                   only: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """Charts of a service's metrics (those ``only`` accepts, when given) over the last ``range_s`` of data."""
     end = data_now(aurora)
     start = end - range_s
     step = max(1.0, range_s / POINTS)
@@ -91,7 +94,8 @@ def service_charts(aurora: Any, service: str, range_s: float) -> dict[str, Any]:
     anomalies = aurora.anomalies.query(start=start, end=end, service=service, limit=2000)
     preds = adapter.predictions(aurora, service, True) or []
     charts = []
-    for metric in [m for m in metrics_of(aurora, service) if m not in LIMIT_METRICS][:MAX_CHARTS]:
+    wanted = [m for m in metrics_of(aurora, service) if m not in LIMIT_METRICS and (only is None or only(m))]
+    for metric in wanted[:MAX_CHARTS]:
         q = f"rate({metric}{sel}[5m])" if is_counter(metric) else f"{metric}{sel}"
         steps, found = range_series(aurora, q, start, end, step)
         if not found:
@@ -109,7 +113,7 @@ def service_charts(aurora: Any, service: str, range_s: float) -> dict[str, Any]:
                                "severity": a["severity"], "explanation": a["explanation"]}
                               for a in anomalies if a["metric"] == metric]
         chart["predictions"] = [{k: p.get(k) for k in ("threshold", "eta", "eta_low", "eta_high", "probability",
-                                                       "explanation")}
+                                                       "explanation", "cone")}
                                 for p in preds if p.get("metric") == metric]
         charts.append(chart)
     deployments = [{"time": e["time"], "kind": e["kind"],

@@ -17,12 +17,18 @@ class CsrfFailed(Exception):
     """A form post without the session's CSRF token: refused, nothing changed."""
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_fields(request: Request) -> dict[str, list[str]]:
+    """Every value of every field (a group of checkboxes sends one name several times)."""
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("application/x-www-form-urlencoded"):
         return {}
     body = await read_body(request, MAX_FORM_BYTES)
-    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The form's fields, the last value of each."""
+    return {k: v[-1] for k, v in (await read_fields(request)).items()}
 
 
 def check_csrf(request: Request, user: WebUser, form: dict[str, str]) -> None:

@@ -61,3 +61,7 @@ class TTLCache:
         with self._lock:
             self._items[key] = (now + self._ttl, value)
         return value
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from aurora import __version__
+from aurora.web import remedy
 from aurora.web.assets import missing_vendor, static_url
 
+log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 # Scripts only from this origin (no inline script, no eval); inline style attributes are allowed because
 # uPlot and ECharts position their tooltips and legends with them.
@@ -72,7 +75,8 @@ def fmt_num(v: float | None, unit: str = "") -> str:
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ts=fmt_time, ago=fmt_ago, pct=fmt_pct, num=fmt_num, dur=fmt_duration)
+    env.filters.update(ts=fmt_time, ago=fmt_ago, pct=fmt_pct, num=fmt_num, dur=fmt_duration, run_tone=remedy.tone,
+                       run_label=remedy.label)
     env.globals.update(static=static_url, version=__version__)
     return env
 
@@ -84,10 +88,20 @@ def render_text(template: str, **ctx: Any) -> str:
     return ENV.get_template(template).render(**ctx)
 
 
+def _pending(request: Request) -> int | None:
+    """Runs waiting for approval, for the navigation's badge (cached for a second; never breaks a page)."""
+    try:
+        return remedy.pending_count(request.app.state.aurora)
+    except Exception:
+        log.exception("counting the actions waiting for approval failed; the badge is hidden")
+        return None
+
+
 def page(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
     """A full page or fragment, with the user (if any), the CSRF token and the asset warning in context."""
     user = getattr(request.state, "web_user", None)
     base = {"request": request, "user": user, "csrf": user.session.csrf if user else "",
-            "missing_vendor": missing_vendor(), "path": request.url.path}
+            "missing_vendor": missing_vendor(), "path": request.url.path,
+            "pending": _pending(request) if user else None}
     html = ENV.get_template(template).render(**base, **ctx)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)

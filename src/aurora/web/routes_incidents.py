@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from aurora.api.deps import get_aurora
 from aurora.errors import AuroraError
 from aurora.incidents.model import SEVERITIES, STATUSES
-from aurora.web import report
+from aurora.web import remedy, report
 from aurora.web.auth import WebUser, require_user
 from aurora.web.forms import check_csrf, read_form
 from aurora.web.queries import data_now
@@ -63,12 +63,31 @@ async def _get(request: Request, incident_id: int) -> dict[str, Any] | Response:
     return inc
 
 
+def _decided(request: Request, actions: list[dict[str, Any]] | None) -> str | None:
+    """After Approve / Reject redirects here (``?approved=ID``): say what became of that action."""
+    for verb in ("approved", "rejected"):
+        raw = request.query_params.get(verb, "")
+        if raw.isdigit():
+            rec = next((a for a in actions or [] if a["id"] == int(raw)), None)
+            if rec is not None:
+                return (f"You {verb} action #{rec['id']} ({rec['playbook']}); when this page loaded it was "
+                        f"{remedy.label(rec['status'])}. The panel below follows it live.")
+    return None
+
+
+def _incident_ctx(request: Request, inc: dict[str, Any]) -> dict[str, Any]:
+    aurora = get_aurora(request)
+    actions = inc.get("actions") if remedy.engine(aurora) is not None else None
+    return {"inc": inc, "now": data_now(aurora), "actions": actions, "incident_id": inc["id"],
+            "disabled": remedy.DISABLED, "decided": _decided(request, actions)}
+
+
 @router.get("/ui/incidents/{incident_id}")
 async def incident_page(request: Request, incident_id: int, user: WebUser = reader) -> Response:
     inc = await _get(request, incident_id)
     if isinstance(inc, Response):
         return inc
-    return page(request, "incident.html", inc=inc, now=data_now(get_aurora(request)), error=None)
+    return page(request, "incident.html", error=None, **_incident_ctx(request, inc))
 
 
 @router.get("/ui/incidents/{incident_id}/report.md")
@@ -106,8 +125,8 @@ async def _act(request: Request, incident_id: int, user: WebUser, action: str) -
         inc = await _get(request, incident_id)  # show the incident again with what was wrong
         if isinstance(inc, Response):
             return inc
-        return page(request, "incident.html", status=exc.status, inc=inc, now=data_now(get_aurora(request)),
-                    error=exc.message, note_text=form.get("text", ""))
+        return page(request, "incident.html", status=exc.status, error=exc.message, note_text=form.get("text", ""),
+                    **_incident_ctx(request, inc))
     anchor = "#notes" if action == "note" else ""
     return RedirectResponse(back + anchor, status_code=303, headers=SECURITY_HEADERS)
 

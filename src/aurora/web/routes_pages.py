@@ -13,7 +13,7 @@ from sqlalchemy import select
 from aurora.api.deps import get_aurora
 from aurora.api.routes_topology import topology_view
 from aurora.db.tables import audit_log
-from aurora.web import overview
+from aurora.web import overview, remedy
 from aurora.web.auth import WebUser, require_user
 from aurora.web.charts import RANGES, metrics_of, service_charts
 from aurora.web.queries import data_now
@@ -36,9 +36,10 @@ async def ui_root() -> Response:
 
 # --- Overview -----------------------------------------------------------------------------------
 def _overview(aurora: Any) -> dict[str, Any]:
-    return {"now": data_now(aurora), "services": overview.service_rows(aurora), "hosts": overview.host_rows(aurora),
+    now = data_now(aurora)
+    return {"now": now, "services": overview.service_rows(aurora), "hosts": overview.host_rows(aurora),
             "incidents": overview.open_incidents(aurora), "predictions": overview.predictions(aurora),
-            "day": overview.last_day(aurora)}
+            "day": overview.last_day(aurora), "did": remedy.last_day(aurora, now), "disabled": remedy.DISABLED}
 
 
 @router.get("/ui/")
@@ -120,7 +121,7 @@ async def topology_data(request: Request, user: WebUser = reader) -> Response:
     return JSONResponse(await run_in_threadpool(build), headers={"Cache-Control": "no-store"})
 
 
-# --- Audit log and tokens (admin) ---------------------------------------------------------------
+# --- Audit log (admin) ------------------------------------------------------------------------
 def _audit(aurora: Any, before: int | None, actor: str | None, action: str | None) -> list[dict[str, Any]]:
     q = select(audit_log).order_by(audit_log.c.id.desc()).limit(AUDIT_PAGE)
     if before is not None:
@@ -149,25 +150,3 @@ async def audit_page(request: Request, user: WebUser = Depends(require_user("adm
                                    p.get("actor") or None, p.get("action") or None)
     return page(request, "audit.html", rows=rows, actor=p.get("actor", ""), action=p.get("action", ""),
                 more=rows[-1]["id"] if len(rows) == AUDIT_PAGE else None)
-
-
-@router.get("/ui/settings/tokens")
-async def tokens_page(request: Request, user: WebUser = Depends(require_user("admin"))) -> Response:
-    found = await run_in_threadpool(get_aurora(request).tokens.list)
-    return page(request, "tokens.html", tokens=found)
-
-
-@router.get("/ui/models")
-async def models_page(request: Request, user: WebUser = reader) -> Response:
-    """AI services: the services with model_* series, each linking to its charts (accuracy, drift, latency)."""
-    aurora = get_aurora(request)
-    models = sorted({i.labels.get("service", "") for i in aurora.tsdb.all_series()
-                     if i.metric.startswith("model_") and i.labels.get("service")})
-    return page(request, "models.html", models=models)
-
-
-@router.get("/ui/playbooks")
-async def playbooks_page(request: Request, user: WebUser = reader) -> Response:
-    return page(request, "playbooks.html")
-
-

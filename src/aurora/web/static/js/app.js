@@ -1,5 +1,6 @@
 // Theme toggle, and the live stream: server-sent events become DOM events that htmx fragments and charts
-// listen for (aurora-refresh, aurora-incident, aurora-anomaly, aurora-change-event, aurora-alert, aurora-data).
+// listen for (aurora-refresh, aurora-incident, aurora-anomaly, aurora-change-event, aurora-alert, aurora-action,
+// aurora-data).
 (function () {
   "use strict";
   var root = document.documentElement;
@@ -31,7 +32,7 @@
     // CLOSED: the server refused the stream (e.g. the session ended); the browser will not retry by itself.
     badge.textContent = es.readyState === EventSource.CLOSED ? "offline: reload the page" : "reconnecting…";
   };
-  ["incident", "anomaly", "change_event", "alert"].forEach(function (kind) {
+  ["incident", "anomaly", "change_event", "alert", "action"].forEach(function (kind) {
     es.addEventListener(kind, function (e) {
       var d = parse(e);
       fire("aurora-" + kind.replace("_", "-"), d);

@@ -29,6 +29,7 @@
         draw: [function (u) {
           var ctx = u.ctx, top = u.bbox.top, h = u.bbox.height, px = window.devicePixelRatio || 1;
           ctx.save();
+          ctx.beginPath(); ctx.rect(u.bbox.left, top, u.bbox.width, h); ctx.clip();  // cones may run past the axis
           ctx.setLineDash([4 * px, 4 * px]);
           ctx.strokeStyle = css("--change");
           ctx.fillStyle = css("--change");
@@ -51,6 +52,7 @@
             ctx.beginPath(); ctx.arc(x, u.valToPos(a.observed, "y", true), 3.5 * px, 0, 2 * Math.PI); ctx.fill();
           });
           (spec.predictions || []).forEach(function (p) {
+            if (p.cone && p.cone.length > 1) { drawCone(u, ctx, p, px); return; }
             if (p.threshold == null || p.eta == null) return;
             var last = lastValue(spec);
             if (last == null) return;
@@ -71,6 +73,32 @@
     };
   }
 
+  // The forecaster's own cone ([t, low, mid, high] rows): the band it expects, its middle, and the limit.
+  function drawCone(u, ctx, p, px) {
+    var c = p.cone, i;
+    ctx.fillStyle = css("--cone");
+    ctx.beginPath();
+    ctx.moveTo(u.valToPos(c[0][0], "x", true), u.valToPos(c[0][3], "y", true));
+    for (i = 1; i < c.length; i++) ctx.lineTo(u.valToPos(c[i][0], "x", true), u.valToPos(c[i][3], "y", true));
+    for (i = c.length - 1; i >= 0; i--) ctx.lineTo(u.valToPos(c[i][0], "x", true), u.valToPos(c[i][1], "y", true));
+    ctx.closePath(); ctx.fill();
+    ctx.strokeStyle = css("--crit");
+    ctx.lineWidth = px;
+    ctx.setLineDash([2 * px, 3 * px]);
+    ctx.beginPath();
+    for (i = 0; i < c.length; i++) {
+      var x = u.valToPos(c[i][0], "x", true), y = u.valToPos(c[i][2], "y", true);
+      if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+    }
+    ctx.stroke();
+    if (p.threshold != null) {
+      var yT = u.valToPos(p.threshold, "y", true);
+      ctx.setLineDash([6 * px, 3 * px]);
+      ctx.beginPath(); ctx.moveTo(u.bbox.left, yT); ctx.lineTo(u.bbox.left + u.bbox.width, yT); ctx.stroke();
+    }
+    ctx.setLineDash([]);
+  }
+
   function lastValue(spec) {
     var vals = spec.series[0] ? spec.series[0].values : [];
     for (var i = vals.length - 1; i >= 0; i--) if (vals[i] != null) return vals[i];
@@ -88,7 +116,7 @@
   function xRange(spec) {
     var lo = spec.x[0], hi = spec.x[spec.x.length - 1], span = hi - lo;
     (spec.predictions || []).forEach(function (p) {
-      var end = p.eta_high != null ? p.eta_high : p.eta;
+      var end = p.cone && p.cone.length ? p.cone[p.cone.length - 1][0] : (p.eta_high != null ? p.eta_high : p.eta);
       if (end != null) hi = Math.max(hi, Math.min(end, spec.x[spec.x.length - 1] + span));
     });
     return [lo, hi];
