@@ -60,3 +60,19 @@ def test_config_file_from_env(tmp_path: Path) -> None:
     p = tmp_path / "a.yaml"
     p.write_text("clock: data\n")
     assert load_config(None, {"AURORA_CONFIG": str(p)}).clock == "data"
+
+
+def test_the_readme_configuration_example_is_valid() -> None:
+    """The documented configuration (README, Configuration) is what the code accepts."""
+    from pathlib import Path
+
+    import yaml
+
+    from aurora.config import AuroraConfig
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = text.index("```yaml", text.index("## Configuration")) + len("```yaml")
+    cfg = AuroraConfig.model_validate(yaml.safe_load(text[start:text.index("```", start)]))
+    assert cfg.remediation.playbooks[0].steps[0].executor == "kubernetes"
+    assert {c.type for c in cfg.notifications.channels} == {"slack", "pagerduty", "n8n", "email"}
+    assert cfg.slos[0].objective == 0.999 and "queue_depth" in cfg.prediction.limits

@@ -336,7 +336,9 @@ class IncidentEngine:
         young = g.opened_at is not None and now - g.opened_at <= self.settings.rerank_for_s
         if g.incident_id is None or g.status != "open" or not (tr.dirty or young):
             return
-        if tr.ranked_at is not None and now - tr.ranked_at < self.settings.rca_every_s:
+        # Until a first cause is named, retry every scrape (a fix waits on it); then every rca_every_s.
+        every = self.settings.rca_every_s if tr.top is not None else min(15.0, self.settings.rca_every_s)
+        if tr.ranked_at is not None and now - tr.ranked_at < every:
             return
         try:
             result = self.rank(g, now)
