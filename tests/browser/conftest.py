@@ -47,7 +47,7 @@ def _token(data_dir: Path, scope: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("demo") / "data"
     data_dir.mkdir()
@@ -93,7 +93,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():  # .ci/run installs it; by hand: apt-get install chromium
         if os.environ.get("CI") == "true":

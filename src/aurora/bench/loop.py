@@ -10,7 +10,8 @@ mode (a bench has no operator). Measured per run:
   root cause, where it was injected or where it is fixed), and the same in scrape intervals;
 * ``detect_to_verified_s``: that detection -> the first remediation run on the fault that the engine verified
   (and whether it was the right fix on the right service, and the fleet's own verdict that it removed the
-  fault);
+  fault); ``incident_to_verified_s`` the same from the first incident opened on the fault's services (a
+  first anomaly may be a lone blip that opens nothing);
 * ``outside_policy``: every run that executed is re-checked against the guardrails as of the moment it
   ran, with the runs before it (``guardrails.check``), and against its playbook's mode; a run that would
   be refused, or ran without an approval its mode needs, is a violation. The flap scenarios
@@ -122,6 +123,7 @@ def run_loop_case(scenario: str, seed: int, start: float = DEFAULT_START, warm_h
             SimRunner(fleet, end, sink, event_sink, chunk_steps=1, progress=False).run()
             wall = time.perf_counter() - t0
             anomalies = aurora.anomalies.query(start, None, None, 100_000)
+            incidents = aurora.incident_store.list(limit=1000)
             actions = aurora.actions.query(limit=10_000)
             limits = guardrails.Limits(cfg.remediation.max_actions_per_hour, cfg.remediation.breaker_failures,
                                        cfg.remediation.breaker_window_s)
@@ -143,6 +145,8 @@ def run_loop_case(scenario: str, seed: int, start: float = DEFAULT_START, warm_h
         fixes = sorted((a for a in actions if a["status"] == "verified" and a["target"] in services),
                        key=lambda a: a["finished_at"])
         fix = fixes[0] if fixes else None
+        opened = min((float(i["opened_at"]) for i in incidents if i["opened_at"] >= gt["onset"]
+                      and set(i["services"]) & services), default=None)
         effective = any(x["what"] == "action" and x["effective"] and fix is not None and x["service"] == fix["target"]
                         for x in log)
         out.update({
@@ -158,6 +162,9 @@ def run_loop_case(scenario: str, seed: int, start: float = DEFAULT_START, warm_h
                                      else float(fix["finished_at"]) - detected),
             "detect_to_action_s": (None if fix is None or detected is None
                                    else float(fix["executed_at"]) - detected),
+            # the first incident on the fault's services: when the engine took it for a problem
+            "incident_at": opened,
+            "incident_to_verified_s": None if fix is None or opened is None else float(fix["finished_at"]) - opened,
             "breach_avoided": not any(x["what"] == "breach" for x in log),
         })
     return out
@@ -178,15 +185,18 @@ def summarize_loop(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
     faulty = [c for c in cases if "kind" in c]
     abrupt = [c["detection_delay_scrapes"] for c in faulty if c["abrupt"] and c["detection_delay_scrapes"] is not None]
     fixed = [c["detect_to_verified_s"] for c in faulty if c["detect_to_verified_s"] is not None]
+    from_incident = [c["incident_to_verified_s"] for c in faulty if c.get("incident_to_verified_s") is not None]
     by_kind: dict[str, dict[str, Any]] = {}
     for kind in dict.fromkeys(c["kind"] for c in faulty):
         cs = [c for c in faulty if c["kind"] == kind]
         ttf = [c["detect_to_verified_s"] for c in cs if c["detect_to_verified_s"] is not None]
+        itf = [c["incident_to_verified_s"] for c in cs if c.get("incident_to_verified_s") is not None]
         dd = [c["detection_delay_s"] for c in cs if c["detection_delay_s"] is not None]
         by_kind[kind] = {"runs": len(cs), "detected": len(dd), "detection_delay_median_s": _pct(dd, 50),
                          "verified_fixes": len(ttf), "right_fix": sum(c["right_fix"] for c in cs),
                          "detect_to_verified_median_s": _pct(ttf, 50),
                          "detect_to_verified_max_s": max(ttf, default=None),
+                         "incident_to_verified_median_s": _pct(itf, 50),
                          "breach_avoided": sum(c["breach_avoided"] for c in cs)}
     return {
         "runs": len(cases),
@@ -200,6 +210,9 @@ def summarize_loop(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "detect_to_verified_median_s": _pct(fixed, 50),
         "detect_to_verified_p90_s": _pct(fixed, 90),
         "verified_within_60s": (sum(x <= 60 for x in fixed) / len(fixed)) if fixed else None,
+        "incident_to_verified_median_s": _pct(from_incident, 50),
+        "incident_to_verified_within_60s": (sum(x <= 60 for x in from_incident) / len(from_incident)
+                                            if from_incident else None),
         "by_kind": by_kind,
         "flap": {f"{c['scenario']}#{c['seed']}": {k: c[k] for k in ("seed", "executed", "statuses",
                                                                     "executed_per_target", "outside_policy")}
@@ -238,13 +251,16 @@ def render_markdown(r: dict[str, Any]) -> str:
              f"{_f(r['abrupt_detection_scrapes_median'], '.1f')}, max {_f(r['abrupt_detection_scrapes_max'], '.1f')} "
              f"scrapes). Detection to verified fix: median {_f(r['detect_to_verified_median_s'])} s, p90 "
              f"{_f(r['detect_to_verified_p90_s'])} s, within 60 s {_f(r['verified_within_60s'], '.0%')} "
-             f"({r['verified_fixes']} fixes in {r['faulty_runs']} faulty runs).", "",
+             f"({r['verified_fixes']} fixes in {r['faulty_runs']} faulty runs). From the incident opening to the "
+             f"verified fix: median {_f(r['incident_to_verified_median_s'])} s, within 60 s "
+             f"{_f(r['incident_to_verified_within_60s'], '.0%')}.", "",
              "| fault | runs | detected | detection median | verified fixes | right fix | detect to verified median "
-             "| max | breach avoided |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| max | incident to verified median | breach avoided |", "|---|" + "---:|" * 9]
     for kind, k in r["by_kind"].items():
         lines.append(f"| {kind} | {k['runs']} | {k['detected']} | {_f(k['detection_delay_median_s'])} s | "
                      f"{k['verified_fixes']} | {k['right_fix']} | {_f(k['detect_to_verified_median_s'])} s | "
-                     f"{_f(k['detect_to_verified_max_s'])} s | {k['breach_avoided']} |")
+                     f"{_f(k['detect_to_verified_max_s'])} s | {_f(k['incident_to_verified_median_s'])} s | "
+                     f"{k['breach_avoided']} |")
     lines += ["", "| flap scenario | executed | per target | statuses | outside policy |", "|---|---:|---|---|---:|"]
     for name, f in r["flap"].items():
         lines.append(f"| {name} (seed {f['seed']}) | {f['executed']} | {f['executed_per_target']} | {f['statuses']} | "

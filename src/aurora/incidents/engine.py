@@ -26,7 +26,8 @@ from aurora.rca.live import ChangeRef, RcaResult, RcaSettings, column_slopes, ra
 from aurora.rca.window import SeriesSource, counter_rates, read_window
 
 log = logging.getLogger(__name__)
-MAX_SIGNAL_ENTRIES = 50  # timeline entries for new signals per incident; the rest are counted
+MAX_SIGNAL_ENTRIES = 50
+VERIFY_RECENT_S = 45.0  # a fix is judged on the level of its last three scrapes  # timeline entries for new signals per incident; the rest are counted
 
 
 class IncidentSink(Protocol):
@@ -205,7 +206,8 @@ class IncidentEngine:
             return True  # too little data since the fix to tell
         if len(vs) == 0 or not np.isfinite(vs).any():
             return False
-        recent = vs[ts >= self._now - cfg.recent_s]
+        # judging a fix, the level is that of its latest samples (a rollout or a warm-up moves it gradually)
+        recent = vs[ts >= self._now - (VERIFY_RECENT_S if after is not None else cfg.recent_s)]
         level = float(np.nanmedian(recent)) if len(recent) else np.nan
         if (np.isfinite(level) and abs(level - base.median) / base.scale >= cfg.rca.onset_z
                 and not base.low <= level <= base.high):
