@@ -53,7 +53,8 @@ class Incidents:
         self.recovered: dict[int, bool] = {}
         self.mitigated: list[int] = []
 
-    def recovery(self, iid: int, now: float, after: float | None = None) -> tuple[bool, str]:
+    def recovery(self, iid: int, now: float, after: float | None = None,
+                 service: str | None = None) -> tuple[bool, str]:
         ok = self.recovered.get(iid, False)
         return ok, "memory back to its usual level" if ok else "still high"
 
@@ -260,3 +261,19 @@ def test_runbooks_are_indexed_and_the_best_fitting_ones_linked(tmp_path: Path) -
     named = index.for_incident(errors, named=["leak.md"])  # a matching playbook names it: first
     assert [r["name"] for r in named][:1] == ["leak.md"] and named[0]["why"] == "named by a matching playbook"
     assert RunbookIndex.from_folder(None).for_incident(inc) == []
+
+
+def test_a_breach_predicted_on_a_neighbour_gets_its_own_fix(store: ActionStore) -> None:
+    """An incident about cart's errors that also holds a prediction for catalog's memory: the leak playbook
+    restarts catalog, while cart's own cause gets nothing (no playbook for it here)."""
+    fleet, inc = Fleet(), Incidents()
+    leak = {**RESTART, "match": {"category": ["memory"], "source": ["prediction"]}}
+    both = {**incident(1, "errors"), "signals": [
+        {"kind": "prediction", "service": "catalog", "metric": "container_memory_working_set_bytes",
+         "labels": {"service": "catalog"}, "resolved": False},
+        {"kind": "prediction", "service": "queue", "metric": "disk_used_bytes", "labels": {}, "resolved": True}]}
+    eng, _ = make(store, [leak], {1: both}, fleet, inc)
+    ranked(eng, 1, T0)
+    assert fleet.calls == [("restart", "catalog", T0)]
+    (a,) = store.query()
+    assert a["target"] == "catalog" and a["incident_kind"] == "memory" and "memory / catalog" in a["reason"]

@@ -26,8 +26,8 @@ from aurora.rca.live import ChangeRef, RcaResult, RcaSettings, column_slopes, ra
 from aurora.rca.window import SeriesSource, counter_rates, read_window
 
 log = logging.getLogger(__name__)
-MAX_SIGNAL_ENTRIES = 50
-VERIFY_RECENT_S = 45.0  # a fix is judged on the level of its last three scrapes  # timeline entries for new signals per incident; the rest are counted
+MAX_SIGNAL_ENTRIES = 50  # timeline entries for new signals per incident; the rest are counted
+VERIFY_RECENT_S = 45.0  # a fix is judged on the level of its last three scrapes
 
 
 class IncidentSink(Protocol):
@@ -387,7 +387,8 @@ class IncidentEngine:
                                                        "score": c["score"]} for c in roots[:3]]})
 
     # --- remediation -----------------------------------------------------------------------------
-    def recovery(self, incident_id: int, now: float, after: float | None = None) -> tuple[bool, str]:
+    def recovery(self, incident_id: int, now: float, after: float | None = None,
+                 service: str | None = None) -> tuple[bool, str]:
         """Whether the incident's cause is gone: its predictions withdrawn, and the series of its ranked root
         cause back to how they were before the incident (not merely no longer anomalous: a fix itself moves a
         series, and the detector may flag that move). Used to verify a fix."""
@@ -397,19 +398,22 @@ class IncidentEngine:
                 return True, "the incident is no longer tracked (resolved)"
             g = tr.group
             self._now = max(now, self._now or now)
-            pending = [s for s in g.signals.values() if s.kind == "prediction" and not s.resolved]
+            who = service or tr.top  # the fixed service, or the incident's top cause
+            pending = [s for s in g.signals.values() if s.kind == "prediction" and not s.resolved
+                       and (service is None or s.service == service)]
             if pending:
                 return False, f"a breach is still predicted: {pending[0].summary}"
             since = min(g.first_time, g.trend_began or g.first_time)
-            cause = [s for s in g.signals.values() if s.kind == "anomaly" and s.service == tr.top]
+            cause = [s for s in g.signals.values() if s.kind == "anomaly" and s.service == who]
             away = [s for s in cause
                     if self._away_from_baseline(int(s.fingerprint.split(":", 1)[1]), since, s.metric, after)]
             if away:
                 return False, f"{away[0].metric} of {away[0].service} is not back to its level before the incident"
-            alerts = [s for s in g.signals.values() if s.kind == "alert" and not s.resolved]
+            alerts = [s for s in g.signals.values() if s.kind == "alert" and not s.resolved
+                      and (service is None or s.service == service)]
             if alerts:
                 return False, f"alert {alerts[0].metric} still firing"
-            return True, (f"{len(cause)} series of {tr.top} back to their level before the incident"
+            return True, (f"{len(cause)} series of {who} back to their level before the incident"
                           if cause else "no prediction or alert of the incident is active")
 
     def mitigate(self, incident_id: int, now: float, reason: str) -> bool:

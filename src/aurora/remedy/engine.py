@@ -29,7 +29,7 @@ from aurora.errors import Conflict, NotFound
 from aurora.model import SeriesBatch
 from aurora.remedy import guardrails
 from aurora.remedy.executors import ExecRequest, ExecResult, Executor, render
-from aurora.remedy.match import Target, explain_match, target_of
+from aurora.remedy.match import Target, explain_match, targets_of
 from aurora.remedy.playbook import Playbook, Step
 from aurora.remedy.store import FINAL, ActionStore
 
@@ -38,7 +38,8 @@ HISTORY_S = 24 * 3600.0  # runs kept in memory for the guardrails (longer than a
 
 
 class Incidents(Protocol):
-    def recovery(self, incident_id: int, now: float, after: float | None = None) -> tuple[bool, str]: ...
+    def recovery(self, incident_id: int, now: float, after: float | None = None,
+                 service: str | None = None) -> tuple[bool, str]: ...
 
     def mitigate(self, incident_id: int, now: float, reason: str) -> bool: ...
 
@@ -83,7 +84,7 @@ class RemedyEngine:
         self.inline = set(inline)
         self._queue: list[int] = []
         self._watch: dict[int, float] = {}  # open incidents decided without a run -> when to look again
-        self._no_match: dict[int, tuple[int, str, str | None]] = {}
+        self._no_match: dict[int, set[tuple[int, str, str | None]]] = {}
         self.recheck_s = 60.0  # ... (a prediction may join, a cooldown end, the kill switch be lifted)
         self._qlock = threading.Lock()
         self._lock = threading.RLock()
@@ -158,22 +159,27 @@ class RemedyEngine:
         return out
 
     def decide(self, inc: dict[str, Any], now: float) -> dict[str, Any] | None:
-        """Decide for one ranked incident; returns the run that goes ahead (or None)."""
-        t = target_of(inc)
-        if t is None:
-            return None
+        """Decide for one ranked incident: its top root cause, then each breach it predicts elsewhere (a leak
+        foreseen on a neighbour is its own fix). Returns the first run that goes ahead (or None)."""
+        chosen = None
+        for t in targets_of(inc):
+            run = self._decide_for(inc, t, now)
+            chosen = chosen or run
+        return chosen
+
+    def _decide_for(self, inc: dict[str, Any], t: Target, now: float) -> dict[str, Any] | None:
         iid = int(inc["id"])
         mine = [h for h in self.history if h["incident_id"] == iid]
-        if any(h["status"] not in FINAL for h in mine):
-            return None  # a run is under way or waiting
+        if any(h["status"] not in FINAL and h["target"] == t.service for h in mine):
+            return None  # a run on this target is under way or waiting
         # After a run ended, the incident is open again only if it came back (a verified fix mitigates it) or
         # the fix failed: a new run may follow, within the guardrails (cooldown, hourly limits, breaker).
         candidates = self.ranked(inc, t)
         if not candidates:
             reasons = {pb.name: explain_match(pb, t) for pb in self.playbooks}
             key = (iid, t.service, t.metric)
-            if self._no_match.get(iid) != key:  # once per incident and cause, not at every recheck
-                self._no_match[iid] = key
+            if key not in self._no_match.setdefault(iid, set()):  # once per incident and cause, not every recheck
+                self._no_match[iid].add(key)
                 self._audit("aurora", "remedy.no_match", iid, {"target": t.service, "metric": t.metric,
                                                                 "why": reasons})
             return None
@@ -350,13 +356,15 @@ class RemedyEngine:
             age = now - float(rec["executed_at"])
             if age < settle:
                 continue
+            iid = int(rec["incident_id"])
             ok, why = (True, "no incident engine to ask") if self.incidents is None else self.incidents.recovery(
-                int(rec["incident_id"]), now, float(rec["executed_at"]))
+                iid, now, float(rec["executed_at"]), rec["target"])
             if ok:
                 self._set(rec, {"status": "verified", "finished_at": now,
                                 "reason": rec["reason"] + f"; verified {age:.0f} s after it ran: {why}"})
-                if self.incidents is not None:
-                    self.incidents.mitigate(int(rec["incident_id"]), now,
+                # the incident is mitigated only when all of it recovered (the fix may be of one of its causes)
+                if self.incidents is not None and self.incidents.recovery(iid, now, float(rec["executed_at"]))[0]:
+                    self.incidents.mitigate(iid, now,
                                             f"{rec['playbook']} fixed it ({rec['action']} {rec['target']}), verified")
             elif age >= timeout:
                 self._set(rec, {"status": "verification_failed", "finished_at": now,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aurora.incidents.summary import categorize
 from aurora.remedy.playbook import Playbook, glob_any
 
 
@@ -36,6 +37,21 @@ def target_of(incident: dict[str, Any]) -> Target | None:
     return Target(int(incident["id"]), incident.get("category"), top["service"], top.get("metric"),
                   dict(top.get("labels") or {}), incident.get("severity") or "warning", changes,
                   "prediction" if predicted else "anomaly")
+
+
+def targets_of(incident: dict[str, Any]) -> list[Target]:
+    """The top root cause, then every breach the incident predicts on another series (still predicted)."""
+    top = target_of(incident)
+    out = [top] if top is not None else []
+    seen = {(top.service, top.metric)} if top is not None else set()
+    for s in incident.get("signals") or []:
+        key = (s.get("service"), s.get("metric"))
+        if s.get("kind") != "prediction" or s.get("resolved") or not key[0] or key in seen:
+            continue
+        seen.add(key)
+        out.append(Target(int(incident["id"]), categorize(key[1], s.get("labels"))[0], str(key[0]), key[1],
+                          dict(s.get("labels") or {}), incident.get("severity") or "warning", (), "prediction"))
+    return out
 
 
 def explain_match(pb: Playbook, t: Target) -> str | None:
