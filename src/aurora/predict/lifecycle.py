@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora.predict.store import PredictionStore, api_record
+from aurora.predict.trend import fmt_duration
 from aurora.rca.live import ChangeRef
 
 #: Why an active prediction was withdrawn, by the forecaster's reason (``trend.REASONS``).
@@ -67,16 +68,6 @@ def fmt_rate(per_s: float, metric: str) -> str:
             sign = "+" if v >= 0 else "-"
             return f"{sign}{fmt_value(abs(v), metric)}/{unit}"
     return f"{per_s:+.4g}/s"
-
-
-def fmt_duration(sec: float) -> str:
-    if not math.isfinite(sec):
-        return "never"
-    sec = max(sec, 0.0)
-    h, m = int(sec // 3600), round((sec % 3600) / 60)
-    if m == 60:
-        h, m = h + 1, 0
-    return f"{h} h {m:02d} min" if h else f"{m} min"
 
 
 def fmt_clock(t: float) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from aurora.predict.lifecycle import fmt_duration
+from aurora.predict.trend import fmt_duration
 
 ETA_POINTS = ((1800.0, 70.0), (3600.0, 60.0), (7200.0, 50.0), (14400.0, 40.0))
 LATER_POINTS = 25.0

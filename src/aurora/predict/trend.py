@@ -679,7 +679,8 @@ def _fmt_rate(per_s: float) -> str:
     return f"{per_s:+.4g}/s"
 
 
-def _fmt_dur(sec: float) -> str:
+def fmt_duration(sec: float) -> str:
+    """'2 h 05 min', '7 min', 'never'."""
     if not math.isfinite(sec):
         return "never"
     sec = max(sec, 0.0)
@@ -726,8 +727,8 @@ def records(fc: Forecast, states: tuple[int, ...] = (ISSUE, KEEP)) -> list[dict[
         rec["explanation"] = (
             f"{toward} {_fmt_rate(rec['slope'])} since t={rec['since']:.0f} (fitted over "
             f"{rec['window_s'] / 60:.0f} min{', sawtooth peaks' if rec['sawtooth'] else ''}); now "
-            f"{rec['current']:.6g} against the limit {rec['limit']:.6g}; breach in {_fmt_dur(eta - now)} "
-            f"(between {_fmt_dur(lo - now)} and {_fmt_dur(hi - now)}), "
+            f"{rec['current']:.6g} against the limit {rec['limit']:.6g}; breach in {fmt_duration(eta - now)} "
+            f"(between {fmt_duration(lo - now)} and {fmt_duration(hi - now)}), "
             f"P(within 1 h) {rec['probabilities'].get('1h', float('nan')):.0%}"
             + ("" if rec["seasonality"] == "profile" else "; no daily profile yet (interval widened)"))
         out.append(rec)
