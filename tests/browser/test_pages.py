@@ -106,6 +106,20 @@ def test_incidents_list_filters_and_reports(tab: Tab, demo: Demo) -> None:
     assert report.status == 200 and f"Incident #{inc['id']}" in tab.page.inner_text("h1")
 
 
+def test_incident_page_draws_the_evidence_charts_of_its_causes(tab: Tab, demo: Demo) -> None:
+    inc = _open_incident(demo)
+    tab.login(demo.tokens["read"], f"/ui/incidents/{inc['id']}")
+    tab.wait_until("document.getElementById('charts') && document.getElementById('charts').dataset.loaded", 10)
+    drawn = tab.page.locator("#charts figure.chart canvas").count()
+    data = tab.page.request.get(f"{demo.url}/ui/incidents/{inc['id']}/charts.json").json()  # the session's cookie
+    top = inc["root_causes"][0] if inc.get("root_causes") else None
+    assert top is not None and data["charts"], data
+    assert data["charts"][0]["metric"].startswith(f"{top['service']} · ")
+    assert any(e["kind"] == "incident" for e in data["events"])  # the opening is marked
+    assert drawn == len(data["charts"])
+    tab.shot("incident-evidence-charts")
+
+
 def test_read_only_user_sees_no_action_buttons(tab: Tab, demo: Demo) -> None:
     inc = _open_incident(demo)
     tab.login(demo.tokens["read"], f"/ui/incidents/{inc['id']}")

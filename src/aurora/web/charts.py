@@ -84,6 +84,32 @@ def _limit(aurora: Any, metric: str, sel: str, start: float, end: float, step: f
     return {"label": source, "values": _clean(found[0].values, found[0].present)}
 
 
+def _chart(aurora: Any, title: str, metric: str, sel: str, start: float, end: float, step: float,
+           anomalies: list[dict[str, Any]], preds: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One chart: the series ``metric{sel}`` (counters as rates), its band and limit when it is one series,
+    its anomalies and predictions."""
+    q = f"rate({metric}{sel}[5m])" if is_counter(metric) else f"{metric}{sel}"
+    steps, found = range_series(aurora, q, start, end, step)
+    if not found:
+        return None
+    series = [{"label": _legend(s.labels, metric), "values": _clean(s.values, s.present)} for s in found[:12]]
+    chart: dict[str, Any] = {"metric": title, "query": q, "unit": unit_of(metric),
+                             "x": (steps / 1000.0).tolist(), "series": series, "band": None, "limit": None,
+                             "anomalies": [], "predictions": []}
+    if len(found) == 1:
+        vals = np.where(found[0].present, found[0].values, np.nan)
+        lo, hi = _band(vals)
+        chart["band"] = {"lo": lo, "hi": hi}
+        chart["limit"] = _limit(aurora, metric, sel, start, end, step, len(steps))
+    chart["anomalies"] = [{"time": a["time"], "observed": a["observed"], "expected": a["expected"],
+                           "severity": a["severity"], "explanation": a["explanation"]}
+                          for a in anomalies if a["metric"] == metric]
+    chart["predictions"] = [{k: p.get(k) for k in ("threshold", "eta", "eta_low", "eta_high", "probability",
+                                                   "explanation", "cone")}
+                            for p in preds if p.get("metric") == metric]
+    return chart
+
+
 def service_charts(aurora: Any, service: str, range_s: float,
                    only: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """Charts of a service's metrics (those ``only`` accepts, when given) over the last ``range_s`` of data."""
@@ -96,28 +122,43 @@ def service_charts(aurora: Any, service: str, range_s: float,
     charts = []
     wanted = [m for m in metrics_of(aurora, service) if m not in LIMIT_METRICS and (only is None or only(m))]
     for metric in wanted[:MAX_CHARTS]:
-        q = f"rate({metric}{sel}[5m])" if is_counter(metric) else f"{metric}{sel}"
-        steps, found = range_series(aurora, q, start, end, step)
-        if not found:
-            continue
-        series = [{"label": _legend(s.labels, metric), "values": _clean(s.values, s.present)} for s in found[:12]]
-        chart: dict[str, Any] = {"metric": metric, "query": q, "unit": unit_of(metric),
-                                 "x": (steps / 1000.0).tolist(), "series": series, "band": None, "limit": None,
-                                 "anomalies": [], "predictions": []}
-        if len(found) == 1:
-            vals = np.where(found[0].present, found[0].values, np.nan)
-            lo, hi = _band(vals)
-            chart["band"] = {"lo": lo, "hi": hi}
-            chart["limit"] = _limit(aurora, metric, sel, start, end, step, len(steps))
-        chart["anomalies"] = [{"time": a["time"], "observed": a["observed"], "expected": a["expected"],
-                               "severity": a["severity"], "explanation": a["explanation"]}
-                              for a in anomalies if a["metric"] == metric]
-        chart["predictions"] = [{k: p.get(k) for k in ("threshold", "eta", "eta_low", "eta_high", "probability",
-                                                       "explanation", "cone")}
-                                for p in preds if p.get("metric") == metric]
-        charts.append(chart)
+        chart = _chart(aurora, metric, metric, sel, start, end, step, anomalies, preds)
+        if chart is not None:
+            charts.append(chart)
     deployments = [{"time": e["time"], "kind": e["kind"],
                     "text": f"{e['kind']} {e['attributes'].get('version', '')}".strip()}
                    for e in aurora.events.query(service, None, start, end, 200)]
     return {"service": service, "start": start, "end": end, "step": step, "charts": charts,
             "events": deployments}
+
+
+CAUSE_CHARTS = 3
+BEFORE_S = 3600.0  # an incident's charts start this long before it opened: the normal it is compared with
+
+
+def incident_charts(aurora: Any, inc: dict[str, Any]) -> dict[str, Any]:
+    """The evidence charts of an incident: each of its top ranked causes' series, from an hour before it
+    opened to its end (or now), with the anomalies, predictions, changes and the opening marked."""
+    opened = float(inc["opened_at"])
+    end = float(inc.get("resolved_at") or 0) or data_now(aurora)
+    start = opened - BEFORE_S
+    step = max(1.0, (end - start) / POINTS)
+    charts = []
+    for c in (inc.get("root_causes") or [])[:CAUSE_CHARTS]:
+        metric, labels = c.get("metric"), dict(c.get("labels") or {})
+        if not metric:
+            continue
+        labels.setdefault("service", c["service"])
+        sel = "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(labels.items())) + "}"
+        anomalies = aurora.anomalies.query(start=start, end=end, service=c["service"], limit=2000)
+        preds = [p for p in adapter.predictions(aurora, c["service"], False) or [] if p.get("created_at", 0) <= end]
+        chart = _chart(aurora, f"{c['service']} · {metric}", metric, sel, start, end, step, anomalies, preds)
+        if chart is not None:
+            chart["score"] = c.get("score")
+            charts.append(chart)
+    events = [{"time": opened, "kind": "incident", "text": f"incident #{inc['id']} opened"}]
+    for svc in inc.get("services") or []:
+        events += [{"time": e["time"], "kind": e["kind"],
+                    "text": f"{e['kind']} {svc} {e['attributes'].get('version', '')}".strip()}
+                   for e in aurora.events.query(svc, None, start, end, 50)]
+    return {"incident": inc["id"], "start": start, "end": end, "step": step, "charts": charts, "events": events}

@@ -11,13 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from aurora.api.deps import get_aurora
 from aurora.errors import AuroraError
 from aurora.incidents.model import SEVERITIES, STATUSES
 from aurora.web import remedy, report
 from aurora.web.auth import WebUser, require_user
+from aurora.web.charts import incident_charts
 from aurora.web.forms import check_csrf, read_form
 from aurora.web.queries import data_now
 from aurora.web.render import SECURITY_HEADERS, page
@@ -88,6 +89,16 @@ async def incident_page(request: Request, incident_id: int, user: WebUser = read
     if isinstance(inc, Response):
         return inc
     return page(request, "incident.html", error=None, **_incident_ctx(request, inc))
+
+
+@router.get("/ui/incidents/{incident_id}/charts.json")
+async def incident_chart_data(request: Request, incident_id: int, user: WebUser = reader) -> Response:
+    """The evidence charts of the incident's top ranked causes."""
+    inc = await _get(request, incident_id)
+    if isinstance(inc, Response):
+        return inc
+    data = await run_in_threadpool(incident_charts, get_aurora(request), inc)
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/ui/incidents/{incident_id}/report.md")
