@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.integration.server import ServerProcess
 
 PAGES = ["/ui/", "/ui/fragments/overview", "/ui/services", "/ui/services/cart", "/ui/services/cart/charts.json",
-         "/ui/incidents", "/ui/incidents/{incident}", "/ui/incidents/{incident}/report.md", "/ui/topology",
+         "/ui/incidents", "/ui/incidents/{incident}", "/ui/incidents/{incident}/charts.json",
+         "/ui/incidents/{incident}/report.md", "/ui/topology",
          "/ui/topology.json", "/ui/audit", "/ui/models", "/ui/incidents/{incident}/actions",
          "/ui/fragments/nav-pending", "/ui/playbooks", "/ui/models/recommender", "/ui/models/recommender/charts.json",
          "/ui/services/cart/homology", "/ui/services/cart/homology.json", "/ui/settings"]
