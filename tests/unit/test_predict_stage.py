@@ -250,3 +250,35 @@ def test_an_slo_burning_fast_predicts_its_error_budget_running_out(store: Predic
                                                                                  p["eta_high"] - truth)
     used = stage.slos.used(float(t[-1]))
     assert abs(used[0] - (3.6 + 0.05 * (t[-1] - T0 - 3600)) / 864) < 0.05
+
+
+def test_a_daily_cycle_near_the_limit_is_not_predicted_once_its_profile_is_known(store: PredictionStore,
+                                                                                 tmp_path: Path) -> None:
+    """Memory that climbs to 95 % of its limit every afternoon and falls back at night: on day 3 the stage
+    knows the series' daily profile from stored history and predicts nothing; without the history (no
+    store to read) each morning's climb looks like a leak."""
+    day = 86400.0
+    t = np.arange(T0, T0 + 3 * day, 60.0)
+    cycle = 0.80 + 0.15 * np.sin(2 * np.pi * ((t - T0) / day - 0.5))
+    mem = LIMIT * cycle + np.random.default_rng(9).normal(0, 3e6, len(t))
+
+    class Reader:  # the store's history of the series
+        def read(self, sid: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+            ts = (t * 1000).astype(np.int64)
+            keep = (ts >= start_ms) & (ts <= end_ms)
+            return ts[keep], (mem if sid == 0 else np.full_like(t, LIMIT))[keep]
+
+    series = [(MEM, CART, mem), (LIM, CART, np.full_like(t, LIMIT))]
+    with_history, without = Recorder(), Recorder()
+    stage = PredictStage(Lifecycle(store, with_history.publish, with_history.signal), store=Reader())
+    run(stage, t, series)
+    day3 = T0 + 2 * day
+    late = [d for d in with_history.changes("issued") if d["created_at"] >= day3]
+    assert late == [], [(d["created_at"] - day3) / 3600 for d in late]
+    assert np.isfinite(stage._profile[0]).all()  # the profile was learned
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'naive.db'}")
+    migrate(engine)
+    naive = PredictStage(Lifecycle(PredictionStore(engine), without.publish, without.signal))
+    run(naive, t, series)
+    assert [d for d in without.changes("issued") if d["created_at"] >= day3], "the trap is real without a profile"
+    engine.dispose()

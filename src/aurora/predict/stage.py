@@ -29,6 +29,7 @@ from aurora.model import SeriesBatch
 from aurora.predict.blocks import BlockBuffer
 from aurora.predict.lifecycle import Lifecycle, SeriesMeta
 from aurora.predict.limits import CONFIG_LIMIT_METRICS, KINDS, LIMITS, kind_of
+from aurora.predict.season import DAY, daily_profile
 from aurora.predict.slo import KIND as SLO_KIND
 from aurora.predict.slo import METRIC as SLO_METRIC
 from aurora.predict.slo import SloSpec, SloTracker
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 BREACH_TOLERANCE = 0.005
 RETREAT_SHARE = 0.02  # after a breach, a new prediction needs the value this share of the limit back
 STALE_S = 1800.0  # an active prediction not updated for this long is withdrawn (its series went away)
+PROFILE_BINS = 48  # half-hour phases of the day
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class PredictSettings:
     service_limits: dict[str, dict[str, float]] = field(default_factory=dict)  # service -> {key: value}
     warm_start: bool = True
     slos: tuple[SloSpec, ...] = ()  # error budgets forecast as virtual series (``slo.py``)
+    profile_every_s: float = 3600.0  # refresh a candidate series' daily profile this often (event time)
+    profile_days: float = 3.0  # ... from this much stored history before the fit window
+    profiles_per_eval: int = 100  # at most this many profiles computed per evaluation (bounds the cost)
 
 
 class SeriesReader(Protocol):
@@ -87,6 +92,9 @@ class PredictStage:
         self._limit_sid = np.zeros(0, np.int64)
         self._fixed = np.zeros(0, np.float64)
         self._peak = np.zeros(0, np.float64)  # highest value towards the limit since the last evaluation
+        self._profile = np.zeros((0, PROFILE_BINS))  # daily profiles (NaN rows: unknown)
+        self._profile_at = np.zeros(0)  # when each was computed (event time)
+        self._fitted = np.zeros(0, bool)  # rows the last evaluation fitted (candidates)
         self._suppressed = np.zeros(0, bool)
         self._limit_sid_by_key: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
         self._waiting: dict[tuple[str, tuple[tuple[str, str], ...]], list[int]] = {}
@@ -111,8 +119,35 @@ class PredictStage:
             self._limit_sid = np.concatenate([self._limit_sid, np.full(len(specs), -1, np.int64)])
             self._fixed = np.concatenate([self._fixed, np.ones(len(specs))])
             self._peak = np.concatenate([self._peak, np.full(len(specs), -np.inf)])
+            self._grow_rows(len(specs))
             self._suppressed = np.concatenate([self._suppressed, np.zeros(len(specs), bool)])
         return rows
+
+    def _grow_rows(self, n: int) -> None:
+        self._profile = np.vstack([self._profile, np.full((n, PROFILE_BINS), np.nan)])
+        self._profile_at = np.concatenate([self._profile_at, np.full(n, -np.inf)])
+        self._fitted = np.concatenate([self._fitted, np.zeros(n, bool)])
+
+    def _refresh_profiles(self, now: float, active: np.ndarray) -> None:
+        """Daily profiles of the series the forecaster looks at (fitted last time, or with a prediction), from
+        stored history before the fit window, at most ``profiles_per_eval`` per evaluation, each hourly."""
+        st = self.settings
+        if self.store is None:
+            return
+        due = np.flatnonzero((self._fitted | active) & (now - self._profile_at >= st.profile_every_s))
+        window = st.trend.window_s
+        for row in due[: st.profiles_per_eval].tolist():
+            sid = self.meta[row].series_id
+            self._profile_at[row] = now
+            if sid < 0:
+                continue  # an SLO's budget has no daily cycle of its own
+            try:
+                ts, vs = self.store.read(sid, int((now - st.profile_days * DAY) * 1000), int((now - window) * 1000))
+            except Exception:
+                continue
+            if len(ts):
+                self._profile[row] = daily_profile(ts / 1000.0, np.asarray(vs, np.float64)[None, :],
+                                                   bins=PROFILE_BINS)[0]
 
     def _grow_ids(self, n: int) -> None:
         if n <= len(self._seen):
@@ -162,6 +197,7 @@ class PredictStage:
         self._limit_sid = np.concatenate([self._limit_sid, np.full(len(new_rows), -1, np.int64)])
         self._fixed = np.concatenate([self._fixed, [r[2] for r in new_rows]])
         self._peak = np.concatenate([self._peak, np.full(len(new_rows), -np.inf)])
+        self._grow_rows(len(new_rows))
         self._suppressed = np.concatenate([self._suppressed, np.zeros(len(new_rows), bool)])
         first = len(self.meta) - len(new_rows)
         for row in range(first, len(self.meta)):
@@ -279,7 +315,11 @@ class PredictStage:
         active = np.array([m.series_id in active_ids for m in self.meta], bool)
         reached = np.isfinite(towards_limit) & (self._peak >= towards_limit - tol)
         breached = [(self.meta[r], float(self._peak[r] * direction[r])) for r in np.flatnonzero(reached & active)]
-        fc = forecast(self.buffer.blocks(boundary - 1e-3), limits, self.settings.trend, active=active & ~reached)
+        self._refresh_profiles(boundary, active)
+        known = np.isfinite(self._profile).all(axis=1)
+        fc = forecast(self.buffer.blocks(boundary - 1e-3), limits, self.settings.trend, active=active & ~reached,
+                      profile=self._profile if known.any() else None)
+        self._fitted = fc.fitted.copy()
         observed = fc.observed * direction
         retreated = np.isfinite(observed) & (observed < towards_limit - RETREAT_SHARE * np.abs(limits))
         self._suppressed = (self._suppressed | reached) & ~(retreated & ~reached)
