@@ -152,7 +152,7 @@ def test_fixed_fyi_only_when_aurora_fixed_it_alone() -> None:
     mitigated = {**INCIDENT, "status": "mitigated", "mitigated_at": T + 300}
     fyi = fixed_fyi(mitigated, ACTION)
     assert fyi is not None and fyi.event == "fixed_fyi" and fyi.severity == "info"
-    assert fyi.title == "FYI: detected and fixed: cart memory up"
+    assert fyi.title == "FYI: detected and fixed: cart memory up (restart cart)"
     assert "fixed it on its own" in fyi.text and fyi.dedup_key == "incident:7:fixed_fyi"
     # the remediation engine's own record shape
     assert fixed_alone(mitigated, {"id": 1, "incident_id": 7, "status": "verified", "mode": "auto",

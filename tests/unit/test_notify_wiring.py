@@ -47,7 +47,7 @@ def test_fixed_alone_becomes_one_fyi() -> None:
     w.incidents[5].update(status="mitigated", mitigated_at=400.0)
     w.bridge.handle("incident", {"id": 5, "change": "mitigated"})
     assert w.events() == ["incident_opened", "fixed_fyi"]
-    assert w.sent[-1].title == "FYI: detected and fixed: cart memory up"
+    assert w.sent[-1].title == "FYI: detected and fixed: cart memory up (restart cart)"
 
 
 def test_a_person_involved_means_no_fyi() -> None:

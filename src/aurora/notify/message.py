@@ -282,7 +282,8 @@ def fixed_fyi(incident: Mapping[str, Any], action: Mapping[str, Any], *, base_ur
     fields = {**base.fields, "action_id": action.get("id"), "playbook": action.get("playbook"),
               "action": action.get("action"), "target": action.get("target"), "verified": True}
     name = incident.get("title") or f"incident {incident.get('id')}"
-    return Notification(event="fixed_fyi", severity="info", title=f"FYI: detected and fixed: {name}",
+    # the fix in the title: an incident's title names its top cause, which may not be what was fixed
+    return Notification(event="fixed_fyi", severity="info", title=f"FYI: detected and fixed: {name} ({what})",
                         text=_cut(text), services=base.services, team=base.team, url=base.url,
                         group_key=base.group_key, dedup_key=f"incident:{incident.get('id')}:fixed_fyi",
                         time=base.time, fields=fields)
