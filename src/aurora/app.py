@@ -288,12 +288,15 @@ class Aurora:
 
     def maintenance(self) -> None:
         """Flush old partial chunks and enforce retention (both in event time); with a wall clock and live
-        data, let the incident engine notice silence (quiet incidents mitigate even when no batch arrives)."""
+        data, let the incident and remediation engines notice silence (quiet incidents mitigate, verifications
+        and approvals come due, even when no batch arrives)."""
         self.tsdb.enforce_retention(self.clock.now_ms())
         wm = self.clock.watermark_ms
-        if (self.incident_engine is not None and self.clock.mode == "wall" and wm is not None
-                and self.clock.wall_ms() - wm < LIVE_LAG_MS):
-            self.incident_engine.step(self.clock.now())
+        if self.clock.mode == "wall" and wm is not None and self.clock.wall_ms() - wm < LIVE_LAG_MS:
+            if self.incident_engine is not None:
+                self.incident_engine.step(self.clock.now())
+            if self.remedy is not None:  # verifications, approvals and rechecks come due without new data too
+                self.remedy.step(self.clock.now())
 
     def close(self) -> None:
         self.pipeline.stop()
