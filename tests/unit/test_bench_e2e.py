@@ -178,7 +178,7 @@ def test_bench_e2e_cli_tiny(tmp_path: Path) -> None:
     assert o["label"].startswith("ORACLE") and o["fixed"] == 1.0 and o["actions_all_right"] is True
     assert o["actions_effective_agrees_with_verification"] is True
     md = (tmp_path / "report.md").read_text()
-    assert "no remediation engine yet" in md and "per 1,000 series-hours" in md and "| memory_leak |" in md
+    assert "bench e2e --engine" in md and "per 1,000 series-hours" in md and "| memory_leak |" in md
     assert (tmp_path / "report.png").stat().st_size > 1000
 
 

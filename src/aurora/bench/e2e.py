@@ -27,8 +27,9 @@ sees only what has happened so far:
 * **remediation**: a pluggable ``Remediator`` (``decide(view) -> Action | None``) is asked every
   evaluation after detection. An action is applied to the fleet (``Fleet.apply_action``) and then
   *verified*: the fault's verification metric (below) must be back inside its normal band (from the
-  hour before onset) for ``hold_s`` within ``verify_s``. Aurora has no remediation engine yet, so the
-  reported remediator is ``none`` and time to verified fix is ``null``. The ``oracle`` remediator
+  hour before onset) for ``hold_s`` within ``verify_s``. This loop runs its own detector, not the engine, so
+  its reported remediator is ``none`` and time to verified fix is ``null``; Aurora's remediation engine is
+  measured by ``aurora bench e2e --engine`` (``aurora.bench.loop``), through the whole engine. The ``oracle`` remediator
   (applies the ground truth's fix at detection) only validates this harness; its figures are labelled
   as the oracle's and are not Aurora's.
 
@@ -62,7 +63,7 @@ DEFAULT_SCENARIOS = ("memory_leak", "cpu_saturation", "slow_database", "bad_depl
                      "pool_exhaustion", "traffic_surge", "cache_failure")
 SEED_BASE = 1000
 MAX_LISTED = 100  # false alarms listed per case in the report
-NO_ENGINE_NOTE = "no remediation engine yet"
+NO_ENGINE_NOTE = "this loop has no remediation engine; aurora bench e2e --engine measures Aurora's"
 
 # What must return to normal for a fix to count as verified: (metric, whose service: root | fix).
 # Mostly the root-cause metric itself; for saturation the fix (scale out) removes the effect, not the
@@ -133,7 +134,7 @@ RemediatorFactory = Callable[[dict[str, Any]], Remediator]
 
 
 class NullRemediator:
-    """Aurora today: no remediation engine."""
+    """No remediation in this loop (Aurora's engine is measured by ``bench e2e --engine``)."""
 
     name = "none"
 
@@ -713,7 +714,7 @@ def render_plot(report: dict[str, Any], path: Path) -> None:
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlabel("minutes after onset (median; a missing bar: never)")
-    ax.set_title("Closed loop: detect, root cause, fix (fix by the oracle only: no remediation engine yet)")
+    ax.set_title("Closed loop: detect, root cause, fix (fix by the oracle only; the engine: bench e2e --engine)")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
