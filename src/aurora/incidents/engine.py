@@ -27,7 +27,7 @@ from aurora.rca.window import SeriesSource, counter_rates, read_window
 
 log = logging.getLogger(__name__)
 MAX_SIGNAL_ENTRIES = 50  # timeline entries for new signals per incident; the rest are counted
-VERIFY_RECENT_S = 45.0  # a fix is judged on the level of its last three scrapes
+VERIFY_RECENT_S = 30.0  # a fix is judged on the level of its latest two scrapes
 
 
 class IncidentSink(Protocol):
