@@ -19,7 +19,7 @@ from aurora import __version__
 if TYPE_CHECKING:
     from aurora.app import Aurora
 from aurora.config import AuroraConfig, load_config
-from aurora.errors import AuroraError
+from aurora.errors import AuroraError, ConfigError
 
 app = typer.Typer(help="Aurora: self-hosted AIOps engine.", no_args_is_help=True, add_completion=False)
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -274,13 +274,26 @@ async def _print_feed(aurora: Aurora, per_service_s: float = 300.0) -> None:
 @app.command("check-config")
 def check_config(config: ConfigOpt = None) -> None:
     """Validate the configuration file and environment; errors name the key and line."""
+    from aurora.notify.channels import resolve_secrets
+    from aurora.remedy.playbook import check_unique, load_playbook_dir
+
     try:
         cfg = load_config(config)
+        playbooks = list(cfg.remediation.playbooks)
+        if cfg.remediation.playbooks_dir is not None:  # the files a server would load, with their lines
+            try:
+                playbooks = check_unique(playbooks + load_playbook_dir(cfg.remediation.playbooks_dir))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
+        resolve_secrets(cfg.notifications)  # every secret a channel names must be in the environment
     except AuroraError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
+    dry = sum(p.dry_run for p in playbooks)
     console.print(f"[green]configuration is valid[/green] ({config or os.environ.get('AURORA_CONFIG') or 'defaults'}"
-                  f": {len(cfg.services)} services, {len(cfg.scrape)} scrape jobs)")
+                  f": {len(cfg.services)} services, {len(cfg.scrape)} scrape jobs, {len(playbooks)} playbooks "
+                  f"({dry} in dry-run), {len(cfg.notifications.channels)} notification channels, "
+                  f"{len(cfg.slos)} SLOs)")
 
 
 @token_app.command("create")

@@ -45,3 +45,20 @@ def test_replay_into_data_dir(tmp_path: Path) -> None:
                             "--data-dir", str(tmp_path / "data")], env={"AURORA_HOST_AGENT__ENABLED": "false"})
     assert r.exit_code == 0, r.output
     assert "replayed 100 samples of 1 series" in r.output
+
+
+def test_check_config_loads_the_playbook_folder_and_checks_channel_secrets(tmp_path: Path) -> None:
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "leak.yaml").write_text("name: leak\nmatch: {category: [memory]}\nsteps:\n  - action: restart\n")
+    cfg = tmp_path / "aurora.yaml"
+    cfg.write_text(f"remediation:\n  playbooks_dir: {books}\nnotifications:\n  channels:\n"
+                   "    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/x', secret_env: HOOK_SECRET}\n")
+    r = runner.invoke(app, ["check-config", "--config", str(cfg)], env={"HOOK_SECRET": "s"})
+    assert r.exit_code == 0, r.output
+    assert "1 playbooks (1 in dry-run)" in r.output and "1 notification channels" in r.output
+    r = runner.invoke(app, ["check-config", "--config", str(cfg)], env={})
+    assert r.exit_code == 1 and "HOOK_SECRET" in r.output
+    (books / "bad.yaml").write_text("name: bad\nsteps:\n  - action: restart\n    executor: shell\n")
+    r = runner.invoke(app, ["check-config", "--config", str(cfg)], env={"HOOK_SECRET": "s"})
+    assert r.exit_code == 1 and "bad.yaml" in r.output and "shell executor" in r.output
