@@ -311,8 +311,7 @@ class PredictStage:
         direction = self.buffer.direction
         towards_limit = direction * limits
         tol = np.where(direction > 0, BREACH_TOLERANCE * np.abs(limits), 0.0)
-        active_ids = self.lifecycle.active
-        active = np.array([m.series_id in active_ids for m in self.meta], bool)
+        active = self._active_rows()
         reached = np.isfinite(towards_limit) & (self._peak >= towards_limit - tol)
         breached = [(self.meta[r], float(self._peak[r] * direction[r])) for r in np.flatnonzero(reached & active)]
         self._refresh_profiles(boundary, active)
@@ -335,6 +334,17 @@ class PredictStage:
         self.last_eval = boundary
         withdrawn += [(m, "stale") for m in self._stale(boundary)]
         return boundary, kept, withdrawn, breached
+
+    def _active_rows(self) -> np.ndarray:
+        """Rows with an active prediction (the lifecycle keys them by series id; SLO rows have ids -1, -2, ...)."""
+        out = np.zeros(len(self.meta), bool)
+        ids = np.fromiter(self.lifecycle.active.keys(), np.int64, len(self.lifecycle.active))
+        real = ids[(ids >= 0) & (ids < len(self._row_of))]
+        rows = self._row_of[real]
+        out[rows[rows >= 0]] = True
+        virtual = -ids[(ids < 0) & (-ids <= len(self._slo_rows))] - 1
+        out[self._slo_rows[virtual]] = True
+        return out
 
     def _stale(self, now: float) -> list[SeriesMeta]:
         """Active predictions whose series stopped reporting (or never came back after a restart)."""
