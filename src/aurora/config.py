@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from aurora.config_base import Section, format_errors, key_lines
+from aurora.config_base import Section, format_errors, read_yaml
 from aurora.errors import ConfigError
 from aurora.notify.config import NotificationsConfig
 from aurora.remedy.config import RemediationConfig
@@ -283,24 +283,12 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     if path is not None:
         p = Path(path)
         source = str(p)
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
-        try:
-            node = yaml.compose(text)
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"{p}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+        loaded, lines = read_yaml(p)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of sections (server, storage, ...)")
         data = loaded
-        if node is not None:
-            key_lines(node, (), lines)
     env_paths: dict[tuple[str, ...], str] = {}
     for key_path, value, var in env_overrides(environ):
         _set_path(data, key_path, value)

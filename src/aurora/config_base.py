@@ -6,8 +6,13 @@ Feature packages define their own sections (``aurora.remedy``, ``aurora.notify``
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from aurora.errors import ConfigError
 
 
 class Section(BaseModel):
@@ -47,3 +52,21 @@ def format_errors(exc: ValidationError, lines: dict[tuple[str | int, ...], int],
     return "\n".join(msgs)
 
 
+def read_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    """A YAML file's data and the line of every key path in it; unreadable or invalid YAML is a ConfigError
+    that names the file, line and column."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        key_lines(node, (), lines)
+    return data, lines

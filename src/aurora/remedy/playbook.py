@@ -16,10 +16,9 @@ import fnmatch
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from aurora.config_base import Section, format_errors, key_lines
+from aurora.config_base import Section, format_errors, read_yaml
 from aurora.errors import ConfigError
 
 Mode = Literal["auto", "approve", "notify-only"]
@@ -125,18 +124,8 @@ def load_playbook_dir(folder: Path) -> list[Playbook]:
 
 
 def load_playbook_file(path: Path) -> list[Playbook]:
-    text = path.read_text()
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+    data, lines = read_yaml(path)
     items = data if isinstance(data, list) else [data]
-    lines: dict[tuple[str | int, ...], int] = {}
-    if node is not None:
-        key_lines(node, (), lines)
     out = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
