@@ -44,6 +44,11 @@ def test_operator_approves_the_pending_rollback_and_sees_it_verified(tab: Tab, d
     tab.wait_until(f"(document.querySelector('{run}') || {{dataset: {{}}}}).dataset.status === 'verified'", 40)
     text = tab.page.inner_text(run)
     assert "verified" in text and "browser-operate" in text and "rollback" in text
+    # ... and the incident's status shows it (a verified fix mitigates it; the meta line is re-fetched on the
+    # stream's incident and action events, from the fragment below)
+    tab.wait_until("['mitigated', 'resolved'].includes(document.getElementById('incident-status').textContent)", 20)
+    meta = tab.page.request.get(f"{demo.url}/ui/incidents/{iid}/meta").text()
+    assert 'id="incident-status"' in meta and ("mitigated" in meta or "resolved" in meta)
     tab.shot("incident-approved-verified")
     with demo.api() as c:
         rec = c.get(f"/api/v1/actions/{aid}").json()

@@ -91,6 +91,15 @@ async def incident_page(request: Request, incident_id: int, user: WebUser = read
     return page(request, "incident.html", error=None, **_incident_ctx(request, inc))
 
 
+@router.get("/ui/incidents/{incident_id}/meta")
+async def incident_meta(request: Request, incident_id: int, user: WebUser = reader) -> Response:
+    """The incident's severity, status and times, re-fetched by htmx when the stream reports a change."""
+    inc = await _get(request, incident_id)
+    if isinstance(inc, Response):
+        return inc
+    return page(request, "_incident_meta.html", inc=inc)
+
+
 @router.get("/ui/incidents/{incident_id}/charts.json")
 async def incident_chart_data(request: Request, incident_id: int, user: WebUser = reader) -> Response:
     """The evidence charts of the incident's top ranked causes."""
