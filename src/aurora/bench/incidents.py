@@ -155,8 +155,8 @@ def run_case(scenario: str, seed: int, cfg: IncidentBenchConfig, hours: float | 
     predictions = MemoryPredictions()
     predict_stage = None
     if cfg.predictions:
-        life = Lifecycle(predictions, signal=lambda recs: engine.offer(from_prediction(r) for r in recs),  # type: ignore[arg-type]
-                         changes=changes)  # the in-memory store has the writes a lifecycle makes
+        life = Lifecycle(predictions, signal=lambda recs: engine.offer(from_prediction(r) for r in recs),
+                         changes=changes)
         predict_stage = PredictStage(life, store=store)
     ids = np.arange(len(store.infos), dtype=np.int64)
     t0 = time.perf_counter()

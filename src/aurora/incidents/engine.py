@@ -173,9 +173,8 @@ class IncidentEngine:
         detector adapts to a new level; a leak that goes on is not mitigated because it became usual)."""
         if s.kind != "anomaly":
             return not s.resolved
-        try:
-            sid = int(s.fingerprint.split(":", 1)[1])
-        except (IndexError, ValueError):
+        sid = _series_of(s)
+        if sid is None:
             return False
         if self.score_of is not None:
             score = self.score_of(np.array([sid], np.int64))
@@ -405,8 +404,8 @@ class IncidentEngine:
                 return False, f"a breach is still predicted: {pending[0].summary}"
             since = min(g.first_time, g.trend_began or g.first_time)
             cause = [s for s in g.signals.values() if s.kind == "anomaly" and s.service == who]
-            away = [s for s in cause
-                    if self._away_from_baseline(int(s.fingerprint.split(":", 1)[1]), since, s.metric, after)]
+            away = [s for s in cause if (sid := _series_of(s)) is not None
+                    and self._away_from_baseline(sid, since, s.metric, after)]
             if away:
                 return False, f"{away[0].metric} of {away[0].service} is not back to its level before the incident"
             alerts = [s for s in g.signals.values() if s.kind == "alert" and not s.resolved
@@ -458,3 +457,11 @@ def _predicted_causes(g: Group) -> list[dict[str, Any]]:
     return [{"service": st.service, "metric": st.metric, "labels": dict(st.labels), "score": share, "z": None,
              "onset": g.trend_began, "evidence": [{"type": "prediction", "metric": st.metric, "text": st.summary}]}
             for st in preds]
+
+
+def _series_of(s: SignalState) -> int | None:
+    """The series id of an anomaly signal (its fingerprint is ``anomaly:<series id>``)."""
+    try:
+        return int(s.fingerprint.split(":", 1)[1])
+    except (IndexError, ValueError):
+        return None

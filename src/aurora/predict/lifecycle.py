@@ -12,9 +12,9 @@ import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from aurora.predict.store import PredictionStore, api_record
+from aurora.predict.store import api_record
 from aurora.predict.trend import fmt_duration
 from aurora.rca.live import ChangeRef
 
@@ -27,7 +27,7 @@ WITHDRAW_REASONS = {
     "before_next_drop": "the next expected drop comes before the breach",
     "stale": "the series stopped reporting",
 }
-CHANGE_KINDS = ("deployment", "config_change", "scale", "rollback")
+CHANGE_KINDS = ("deployment", "config_change", "scale", "rollback")  # changes that can cause trouble
 CHANGE_BEFORE_S = 900.0  # a change this long before a trend's start (or 5 min after) is named as its likely cause
 CHANGE_AFTER_S = 300.0
 URGENT_S = 3600.0  # a breach nearer than this is critical (incident severity by ETA)
@@ -102,8 +102,18 @@ def _evidence(rec: dict[str, Any], change: dict[str, Any] | None) -> dict[str, A
     return {**{k: rec.get(k) for k in keys}, "change": change, "model_explanation": rec.get("explanation")}
 
 
+class PredictionSink(Protocol):
+    """The writes a lifecycle makes (``PredictionStore``; the incident bench keeps them in memory)."""
+
+    def insert(self, recs: list[dict[str, Any]]) -> list[int]: ...
+
+    def update(self, recs: list[dict[str, Any]]) -> None: ...
+
+    def active_rows(self) -> list[dict[str, Any]]: ...
+
+
 class Lifecycle:
-    def __init__(self, store: PredictionStore, publish: Callable[[str, dict[str, Any]], None] | None = None,
+    def __init__(self, store: PredictionSink, publish: Callable[[str, dict[str, Any]], None] | None = None,
                  signal: Callable[[list[dict[str, Any]]], None] | None = None,
                  changes: Callable[[float, float], list[ChangeRef]] | None = None,
                  signal_every_s: float = 300.0) -> None:

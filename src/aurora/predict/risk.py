@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from aurora.predict.lifecycle import CHANGE_KINDS
 from aurora.predict.trend import fmt_duration
 
 ETA_POINTS = ((1800.0, 70.0), (3600.0, 60.0), (7200.0, 50.0), (14400.0, 40.0))
@@ -26,7 +27,6 @@ LATER_POINTS = 25.0
 INCIDENT_POINTS = {"critical": 30.0, "warning": 20.0, "info": 10.0}
 CHANGE_POINTS = 15.0
 CHANGE_FADE_S = 7200.0
-CHANGE_KINDS = ("deployment", "config_change", "rollback", "scale")
 
 
 def _eta_points(seconds: float) -> float:

@@ -31,7 +31,7 @@ from aurora.remedy import guardrails
 from aurora.remedy.executors import ExecRequest, ExecResult, Executor, render
 from aurora.remedy.match import Target, explain_match, targets_of
 from aurora.remedy.playbook import Playbook, Step
-from aurora.remedy.store import FINAL, ActionStore
+from aurora.remedy.store import FAILURE, FINAL, SUCCESS, ActionStore
 
 log = logging.getLogger(__name__)
 HISTORY_S = 24 * 3600.0  # runs kept in memory for the guardrails (longer than any of their windows)
@@ -142,9 +142,9 @@ class RemedyEngine:
             for other in self.similar(int(inc["id"])):
                 for a in self.store.query(incident_id=int(other["id"]), limit=20):
                     d = sim_stats.setdefault(a["playbook"], {"verified": 0, "failed": 0})
-                    if a["status"] == "verified":
+                    if a["status"] in SUCCESS:
                         d["verified"] += 1
-                    elif a["status"] in ("verification_failed", "failed", "rolled_back"):
+                    elif a["status"] in FAILURE:
                         d["failed"] += 1
         out = []
         for pb in self.playbooks:

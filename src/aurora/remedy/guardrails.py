@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora.remedy.playbook import Playbook
+from aurora.remedy.store import FAILURE
 
 HOUR = 3600.0
 IN_FLIGHT = ("pending_approval", "approved", "running", "verifying")
-FAILED_FIX = ("failed", "verification_failed", "rolled_back")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def check(pb: Playbook, targets: Sequence[str], now: float, history: Sequence[di
     total = [h for h in executed if now - float(h["executed_at"]) < HOUR]
     if len(total) >= limits.max_actions_per_hour:
         return f"{len(total)} runs in the last hour across all targets (limit {limits.max_actions_per_hour})"
-    failed = [h for h in history if h["playbook"] == pb.name and h["status"] in FAILED_FIX
+    failed = [h for h in history if h["playbook"] == pb.name and h["status"] in FAILURE
               and now - float(h.get("finished_at") or h["requested_at"]) < limits.breaker_window_s]
     if len(failed) >= limits.breaker_failures:
         return (f"circuit breaker open: playbook {pb.name} failed to fix {len(failed)} times in the last "
