@@ -4,8 +4,9 @@ not a test.
     .venv/bin/python benchmarks/bench_notify.py [--count 1000] [--rate 200] [--outage-s 60] [--outage-count 100]
 
 Latency: ``--count`` notifications handed to ``Notifier.notify`` at ``--rate`` per second (0: all at once)
-for a generic webhook channel on 127.0.0.1 (a ``ThreadingHTTPServer``), SQLite outbox in a temp dir; the
-latency of one is from the ``notify`` call to the receiver reading the request (the same process clock).
+for a generic webhook channel on 127.0.0.1 (a ``ThreadingHTTPServer`` in a process of its own, as a real
+receiver is), SQLite outbox in a temp dir; the latency of one is from the ``notify`` call to the receiver
+reading the request (``time.monotonic``, the same clock in both processes).
 Outage: the receiver's port refuses connections for ``--outage-s``; ``--outage-count`` notifications are
 sent spread over the outage; then the receiver starts. Reports lost (sent but never received), duplicates,
 attempts, and the time from the receiver coming up to the last delivery (the drain). Channel settings are
@@ -19,6 +20,7 @@ import argparse
 import contextlib
 import json
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,38 +37,58 @@ from aurora.notify.dispatcher import Notifier
 from aurora.notify.message import Notification
 
 
+def serve(port: int, out: Path) -> None:
+    """The receiver process (``--serve``): a ``ThreadingHTTPServer`` with keep-alive that notes when each
+    notification id first arrived (``time.monotonic``, one clock for every process on Linux); on a line on
+    stdin it writes those arrivals to ``out`` as JSON and exits."""
+    arrivals: dict[str, list[float]] = {}
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver would
+
+        def setup(self) -> None:
+            super().setup()
+            # Without this, Nagle's algorithm and delayed ACKs add ~40 ms to every response on loopback.
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            t = time.monotonic()
+            with lock:
+                arrivals.setdefault(body["id"], []).append(t)
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # one segment
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(server.server_address[1], flush=True)
+    sys.stdin.readline()
+    with lock:
+        out.write_text(json.dumps(arrivals))
+
+
 class Receiver:
-    def __init__(self, port: int = 0) -> None:
+    """The webhook receiver in its own process, as a real one is: sender and receiver do not share one
+    interpreter (in one process they would compete for its lock and halve each other's speed)."""
+
+    def __init__(self, tmp: Path, port: int = 0) -> None:
+        self._out = tmp / f"arrivals-{time.monotonic_ns()}.json"
+        self._proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(self._out)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        self.port = int(self._proc.stdout.readline())
         self.arrivals: dict[str, list[float]] = {}
-        lock = threading.Lock()
-        arrivals = self.arrivals
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver would
-
-            def setup(self) -> None:
-                super().setup()
-                # Without this, Nagle's algorithm and delayed ACKs add ~40 ms to every response on loopback.
-                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                t = time.perf_counter()
-                with lock:
-                    arrivals.setdefault(body["id"], []).append(t)
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # one segment
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        assert self._proc.stdin is not None
+        self._proc.stdin.write("\n")
+        self._proc.stdin.flush()
+        self._proc.wait(30)
+        self.arrivals = json.loads(self._out.read_text())
 
 
 def _notifier(tmp: Path, name: str, port: int) -> Notifier:
@@ -85,21 +107,21 @@ def _note(i: int) -> Notification:
 
 
 def latency(tmp: Path, count: int, rate: float) -> dict[str, Any]:
-    rx = Receiver()
+    rx = Receiver(tmp)
     notifier = _notifier(tmp, "latency", rx.port)
     notifier.start()
     sent: dict[str, float] = {}
-    t_start = time.perf_counter()
+    t_start = time.monotonic()
     for i in range(count):
         if rate > 0:
             target = t_start + i / rate
-            while (d := target - time.perf_counter()) > 0:
+            while (d := target - time.monotonic()) > 0:
                 time.sleep(d)
         n = _note(i)
-        sent[n.id] = time.perf_counter()
+        sent[n.id] = time.monotonic()
         notifier.notify(n)
     notifier.wait_idle(120)
-    elapsed = time.perf_counter() - t_start
+    elapsed = time.monotonic() - t_start
     notifier.stop()
     rx.stop()
     lat = np.array([(rx.arrivals[k][0] - t0) * 1000 for k, t0 in sent.items() if k in rx.arrivals])
@@ -115,19 +137,19 @@ def outage(tmp: Path, outage_s: float, count: int) -> dict[str, Any]:
     notifier = _notifier(tmp, "outage", port)
     notifier.start()
     ids = []
-    t0 = time.perf_counter()
+    t0 = time.monotonic()
     for i in range(count):  # spread over the outage
-        while time.perf_counter() < t0 + i * outage_s / count:
+        while time.monotonic() < t0 + i * outage_s / count:
             time.sleep(0.005)
         n = _note(i)
         ids.append(n.id)
         notifier.notify(n)
-    while time.perf_counter() < t0 + outage_s:
+    while time.monotonic() < t0 + outage_s:
         time.sleep(0.01)
-    rx = Receiver(port)
-    t_up = time.perf_counter()
+    rx = Receiver(tmp, port)
+    t_up = time.monotonic()
     drained = notifier.wait_idle(600)
-    t_done = time.perf_counter()
+    t_done = time.monotonic()
     log = notifier.deliveries(limit=1000)
     notifier.stop()
     rx.stop()
@@ -148,7 +170,11 @@ def main() -> None:
     ap.add_argument("--outage-s", type=float, default=60.0)
     ap.add_argument("--outage-count", type=int, default=100)
     ap.add_argument("--skip-outage", action="store_true")
+    ap.add_argument("--serve", nargs=2, metavar=("PORT", "OUT"), help=argparse.SUPPRESS)  # the receiver process
     args = ap.parse_args()
+    if args.serve:
+        serve(int(args.serve[0]), Path(args.serve[1]))
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         out: dict[str, Any] = {"latency": latency(tmp, args.count, args.rate)}

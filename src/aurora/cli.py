@@ -139,7 +139,6 @@ def demo(
     seed: Annotated[int, typer.Option(help="fleet seed")] = 1,
 ) -> None:
     """Run the demo: the server with the simulated "shop" fleet, faults arriving on a schedule."""
-    from aurora.config import ServiceConfig
     from aurora.sim.faults import demo_schedule
     from aurora.sim.runner import parse_speed, run_live
     from aurora.sim.topology import shop_fleet
@@ -147,10 +146,7 @@ def demo(
     _logging()
     cfg = _config(config, data_dir, port=port)
     if not cfg.services:  # the fleet's topology is the demo's service catalogue
-        fleet_spec = shop_fleet()
-        cfg.services = [ServiceConfig(name=s.name, depends_on=list(s.depends_on), limits=dict(s.limits()),
-                                      user_facing=s.name == fleet_spec.entry)
-                        for s in fleet_spec.services]
+        cfg.services = shop_fleet().declared_services()
     schedule = demo_schedule()
     if not cfg.remediation.playbooks and cfg.remediation.playbooks_dir is None:
         from aurora.remedy.demo import demo_playbooks

@@ -273,6 +273,26 @@ def test_restart_delivers_what_was_pending(engine: Engine) -> None:
         receiver.stop()
 
 
+def test_burst_all_delivered_once_logged_and_deduplicated_after_restart(engine: Engine,
+                                                                        receiver: HttpReceiver) -> None:
+    cfg = _cfg([{"name": "hook", "type": "webhook", "url": receiver.url("/hook")}],
+               [{"channels": ["hook"], "repeat_interval_s": 3600}])
+    with running(Notifier(cfg, engine)) as notifier:
+        for i in range(300):  # handed over at once: bulk outbox writes, results written in batches
+            notifier.notify(_n(i))
+        assert notifier.wait_idle(30)
+        log = notifier.deliveries(limit=1000)
+    assert sorted(r["json"]["title"] for r in receiver.received) == sorted(f"incident {i}" for i in range(300))
+    assert len(log) == 300 and {d["status"] for d in log} == {"sent"} and {d["attempts"] for d in log} == {1}
+    assert {d["http_status"] for d in log} == {200}
+    with running(Notifier(cfg, engine)) as again:  # a restart: the outbox, not memory, knows what was sent
+        for i in range(295, 305):
+            again.notify(_n(i))
+        assert again.wait_idle(10)
+        assert again.stats()["deduplicated"] == 5
+    assert len(receiver.received) == 305
+
+
 def test_grouping_dedup_and_order(engine: Engine, receiver: HttpReceiver) -> None:
     cfg = _cfg([{"name": "hook", "type": "webhook", "url": receiver.url("/hook")}],
                [{"channels": ["hook"], "group_wait_s": 0.3, "repeat_interval_s": 600}])

@@ -112,3 +112,15 @@ def test_backoff_doubles_with_seeded_jitter() -> None:
         assert full / 2 <= d <= full
     assert max(da) <= 30.0
     assert Backoff(1.0, 30.0, random.Random(0)).delay(10_000) <= 30.0
+
+
+def test_deduper_primed_from_one_bulk_lookup_does_not_ask_again() -> None:
+    looked: list[tuple[str, str]] = []
+    d = Deduper(lambda c, k: looked.append((c, k)) or None)
+    asked = d.unknown([("chat", "old"), ("chat", "new"), ("pager", "old")])
+    assert asked == {("chat", "old"), ("chat", "new"), ("pager", "old")}
+    d.prime(asked, {("chat", "old"): 900.0})
+    assert d.unknown(asked) == set()
+    assert d.seen("chat", "old", 1000.0, 300.0)  # sent 100 s before (event time), by the bulk lookup
+    assert not d.seen("chat", "new", 1000.0, 300.0) and not d.seen("pager", "old", 1000.0, 300.0)  # never sent
+    assert looked == []  # no lookup one key at a time

@@ -48,6 +48,7 @@ INTAKE_BATCH = 500  # notifications written to the outbox per transaction
 PRUNE_EVERY_S = 3600.0
 STOP_GRACE_S = 5.0  # how long stop() lets requests in flight finish (the rest are retried after a restart)
 DB_RETRY_S = 1.0  # pause after a database error before trying again
+OUTCOME_WRITE_TRIES = 3  # a batch of attempt results is dropped from memory (logged) after this many failures
 MAX_WAIT_S = 60.0
 
 
@@ -98,6 +99,8 @@ class Notifier:
         self._ready_groups: list[PendingGroup] = []
         self._states: dict[str, ChannelState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outcomes: list[tuple[int, dict[str, Any]]] = []  # attempt results waiting for the writer
+        self._writer: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -262,8 +265,11 @@ class Notifier:
     def _accept(self, items: list[Notification], now: float) -> list[tuple[Notification, Target, int]]:
         """Route, deduplicate and write to the outbox (runs in a thread: it reads and writes the database)."""
         pairs: list[tuple[Notification, Target]] = []
-        for n in items:
-            targets = [t for t in self.router.route(n) if t.channel in self._states]
+        routed = [(n, [t for t in self.router.route(n) if t.channel in self._states]) for n in items]
+        unknown = self.deduper.unknown((t.channel, n.dedup_key) for n, targets in routed for t in targets)
+        if unknown:  # one query for the whole batch instead of one per new key
+            self.deduper.prime(unknown, self.store.last_times(sorted(unknown)))
+        for n, targets in routed:
             if not targets:
                 self.counts["unrouted"] += 1
             for t in targets:
@@ -416,14 +422,39 @@ class Notifier:
                 st.backoff_until = d.next_at
                 fields["next_attempt_at"] = d.next_at
                 self.counts["retried"] += 1
-            try:
-                await asyncio.to_thread(self.store.record, d.id, fields)
-            except Exception:
-                log.exception("the outcome of notification delivery %d was not recorded", d.id)
+            self._record_later(d.id, fields)
         finally:
             st.in_flight.discard(d.id)
             if self._wake is not None:
                 self._wake.set()
+
+    def _record_later(self, delivery_id: int, fields: dict[str, Any]) -> None:
+        """Queue an attempt's result for the writer: results are written in batches, one transaction each, so
+        the request slot is free again at once and a burst costs a few commits, not one per delivery."""
+        self._outcomes.append((delivery_id, fields))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_outcomes())
+            self._tasks.add(self._writer)
+            self._writer.add_done_callback(self._tasks.discard)
+
+    async def _write_outcomes(self) -> None:
+        failures = 0
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                await asyncio.to_thread(self.store.record_many, batch)
+                failures = 0
+            except Exception:
+                failures += 1
+                if failures >= OUTCOME_WRITE_TRIES:
+                    log.exception("the outcomes of %d notification deliveries were not recorded", len(batch))
+                    failures = 0
+                    continue
+                log.exception("notification outcomes not written; trying again in %.0f s", DB_RETRY_S)
+                self._outcomes[:0] = batch
+                await asyncio.sleep(DB_RETRY_S)
+        if self._wake is not None:
+            self._wake.set()
 
     async def _recover(self) -> None:
         now = self._wall()

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, and_, delete, func, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Table, and_, bindparam, delete, func, select, update
 
 from aurora.errors import BadInput, NotFound
 from aurora.notify.message import Notification
@@ -55,18 +55,42 @@ class NotificationStore:
                     outbox_t.c.notification_id.in_(nids[i : i + _IN_CHUNK]))
                 have.update((str(a), str(b)) for a, b in conn.execute(q))
             out: list[int | None] = []
+            rows: list[dict[str, Any]] = []
             for n, channel in items:
                 if (n.id, channel) in have:
                     out.append(None)
                     continue
                 have.add((n.id, channel))
-                res = conn.execute(outbox_t.insert().values(
-                    notification_id=n.id, channel=channel, event=n.event, group_key=_key(n.group_key),
-                    dedup_key=_key(n.dedup_key), time=n.time, body=json.dumps(n.as_dict(), default=str),
-                    created_at=now, delivery_id=None))
-                key = res.inserted_primary_key
-                assert key is not None
-                out.append(int(key[0]))
+                out.append(len(rows))  # replaced by the row's id below
+                rows.append({"notification_id": n.id, "channel": channel, "event": n.event,
+                             "group_key": _key(n.group_key), "dedup_key": _key(n.dedup_key), "time": n.time,
+                             "body": json.dumps(n.as_dict(), default=str), "created_at": now, "delivery_id": None})
+            ids = self._insert_many(conn, outbox_t, rows)
+        return [None if k is None else ids[k] for k in out]
+
+    @staticmethod
+    def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert rows in one statement execution (executemany with RETURNING); their ids in order."""
+        if not rows:
+            return []
+        res = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
+        return [int(r[0]) for r in res]
+
+    def last_times(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """``last_time`` of many (channel, dedup key) pairs in a few queries; pairs never seen are absent."""
+        out: dict[tuple[str, str], float] = {}
+        wanted = set(keys)
+        dedup = sorted({_key(k) for _, k in wanted})
+        by_stored = {(c, _key(k)): (c, k) for c, k in wanted}
+        with self._engine.connect() as conn:
+            for i in range(0, len(dedup), _IN_CHUNK):
+                q = (select(outbox_t.c.channel, outbox_t.c.dedup_key, func.max(outbox_t.c.time))
+                     .where(outbox_t.c.dedup_key.in_(dedup[i : i + _IN_CHUNK]))
+                     .group_by(outbox_t.c.channel, outbox_t.c.dedup_key))
+                for channel, key, t in conn.execute(q):
+                    pair = by_stored.get((str(channel), str(key)))
+                    if pair is not None and t is not None:
+                        out[pair] = float(t)
         return out
 
     def last_time(self, channel: str, dedup_key: str) -> float | None:
@@ -90,27 +114,28 @@ class NotificationStore:
         if not groups:
             return ids
         with self._lock, self._engine.begin() as conn:
-            for fields, rows in groups:
-                row = {**fields, "group_key": _key(fields["group_key"]),
-                       "notification_ids": json.dumps(fields["notification_ids"]),
-                       "history": json.dumps(fields.get("history") or [])}
-                res = conn.execute(deliveries_t.insert().values(**row))
-                key = res.inserted_primary_key
-                assert key is not None
-                did = int(key[0])
-                ids.append(did)
-                for i in range(0, len(rows), _IN_CHUNK):
-                    conn.execute(update(outbox_t).where(outbox_t.c.id.in_(list(rows[i : i + _IN_CHUNK])))
-                                 .values(delivery_id=did))
+            ids = self._insert_many(conn, deliveries_t, [
+                {**fields, "group_key": _key(fields["group_key"]),
+                 "notification_ids": json.dumps(fields["notification_ids"]),
+                 "history": json.dumps(fields.get("history") or [])} for fields, _ in groups])
+            claims = [{"row": rid, "did": did} for did, (_, rows) in zip(ids, groups, strict=True) for rid in rows]
+            if claims:
+                conn.execute(update(outbox_t).where(outbox_t.c.id == bindparam("row"))
+                             .values(delivery_id=bindparam("did")), claims)
         return ids
 
     def record(self, delivery_id: int, fields: dict[str, Any]) -> None:
         """Write an attempt's result (status, attempts, last_error, http_status, latency_ms, history, ...)."""
-        row = dict(fields)
-        if "history" in row:
-            row["history"] = json.dumps(row["history"][-HISTORY:])
+        self.record_many([(delivery_id, fields)])
+
+    def record_many(self, results: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Write attempts' results in one transaction, in order (a later result of a delivery wins)."""
         with self._lock, self._engine.begin() as conn:
-            conn.execute(update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(**row))
+            for delivery_id, fields in results:
+                row = dict(fields)
+                if "history" in row:
+                    row["history"] = json.dumps(row["history"][-HISTORY:])
+                conn.execute(update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(**row))
 
     def pending(self) -> list[tuple[dict[str, Any], list[Notification]]]:
         """Every pending delivery with its notifications (oldest first): what to resume after a restart."""

@@ -3,9 +3,10 @@ grouping, deduplication, rate limiting and retry backoff."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aurora.notify.message import Notification
@@ -75,6 +76,19 @@ class Deduper:
             self._last.popitem(last=False)
         return False
 
+
+    def unknown(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (channel, key) pairs the cache does not know: ``seen`` would look each up on its own."""
+        return {k for k in keys if k not in self._last}
+
+    def prime(self, asked: Iterable[tuple[str, str]], known: Mapping[tuple[str, str], float]) -> None:
+        """Fill the cache from one bulk lookup of ``asked``: ``known`` holds the last times found; the others
+        were never sent (remembered as -inf, so ``seen`` does not ask again)."""
+        for k in asked:
+            self._last[k] = known.get(k, -math.inf)
+            self._last.move_to_end(k)
+        while len(self._last) > self.max_keys:
+            self._last.popitem(last=False)
 
     def forget(self, keys: list[tuple[str, str]]) -> None:
         """Drop cached keys (their outbox write failed): the next check asks the outbox again."""

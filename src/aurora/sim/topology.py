@@ -7,6 +7,10 @@ The topology is plain data so that Aurora's own configuration/topology code can 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aurora.config import ServiceConfig
 
 GiB = 1024**3
 MiB = 1024**2
@@ -85,6 +89,14 @@ class FleetSpec:
             if s.name == name:
                 return s
         raise KeyError(f"no service {name!r} in fleet {self.name!r}; services: {[s.name for s in self.services]}")
+
+    def declared_services(self) -> list[ServiceConfig]:
+        """The fleet as a service catalogue (``services:`` in aurora.yaml): dependencies, limits and the
+        user-facing entry, as the demo declares it; without it the engine has no service graph."""
+        from aurora.config import ServiceConfig
+
+        return [ServiceConfig(name=s.name, depends_on=list(s.depends_on), limits=dict(s.limits()),
+                              user_facing=s.name == self.entry) for s in self.services]
 
     def topology(self) -> list[dict[str, object]]:
         return [{"service": s.name, "depends_on": s.depends_on, "host": s.host, "kind": s.kind,
