@@ -128,3 +128,16 @@ def test_a_slow_burn_is_found_by_its_trend_before_its_level_is_far_off() -> None
     top = res.candidates[0]
     assert top.service == "postgres" and top.metric == "disk_used_bytes"
     assert top.evidence[0]["type"] == "trend" and "rising" in top.evidence[0]["text"]
+
+
+def test_a_resource_that_falls_is_no_cause_but_one_that_rises_is() -> None:
+    t, cols = frame()
+    after = t >= ONSET
+    noise = np.random.default_rng(1).normal(0, 1e6, N)
+    memory = ("postgres", "container_memory_working_set_bytes")
+    cols[memory] = np.where(after, 4e8, 6e8) + noise  # the database gave memory back: a large move, downwards
+    cols[("cart", "http_request_duration_seconds")][after] += 0.02  # cart got slow on its own
+    ranked = rank(t, cols, graph())
+    assert ranked[0] == "cart" and "postgres" not in ranked, ranked
+    cols[memory] = np.where(after, 8e8, 6e8) + noise  # the same move upwards: a dependency of cart filling up
+    assert rank(t, cols, graph())[0] == "postgres"

@@ -190,12 +190,17 @@ def summarize_loop(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for kind in dict.fromkeys(c["kind"] for c in faulty):
         cs = [c for c in faulty if c["kind"] == kind]
         ttf = [c["detect_to_verified_s"] for c in cs if c["detect_to_verified_s"] is not None]
+        decide = [c["detect_to_action_s"] for c in cs if c["detect_to_action_s"] is not None]
+        takes = [c["detect_to_verified_s"] - c["detect_to_action_s"] for c in cs
+                 if c["detect_to_verified_s"] is not None and c["detect_to_action_s"] is not None]
         itf = [c["incident_to_verified_s"] for c in cs if c.get("incident_to_verified_s") is not None]
         dd = [c["detection_delay_s"] for c in cs if c["detection_delay_s"] is not None]
         by_kind[kind] = {"runs": len(cs), "detected": len(dd), "detection_delay_median_s": _pct(dd, 50),
                          "verified_fixes": len(ttf), "right_fix": sum(c["right_fix"] for c in cs),
                          "detect_to_verified_median_s": _pct(ttf, 50),
                          "detect_to_verified_max_s": max(ttf, default=None),
+                         # Aurora's part (detection -> the fix ran) and the fix's (it ran -> verified)
+                         "detect_to_action_median_s": _pct(decide, 50), "action_to_verified_median_s": _pct(takes, 50),
                          "incident_to_verified_median_s": _pct(itf, 50),
                          "breach_avoided": sum(c["breach_avoided"] for c in cs)}
     return {
@@ -255,11 +260,13 @@ def render_markdown(r: dict[str, Any]) -> str:
              f"verified fix: median {_f(r['incident_to_verified_median_s'])} s, within 60 s "
              f"{_f(r['incident_to_verified_within_60s'], '.0%')}.", "",
              "| fault | runs | detected | detection median | verified fixes | right fix | detect to verified median "
-             "| max | incident to verified median | breach avoided |", "|---|" + "---:|" * 9]
+             "| max | detect to action median | action to verified median | incident to verified median "
+             "| breach avoided |", "|---|" + "---:|" * 11]
     for kind, k in r["by_kind"].items():
         lines.append(f"| {kind} | {k['runs']} | {k['detected']} | {_f(k['detection_delay_median_s'])} s | "
                      f"{k['verified_fixes']} | {k['right_fix']} | {_f(k['detect_to_verified_median_s'])} s | "
-                     f"{_f(k['detect_to_verified_max_s'])} s | {_f(k['incident_to_verified_median_s'])} s | "
+                     f"{_f(k['detect_to_verified_max_s'])} s | {_f(k['detect_to_action_median_s'])} s | "
+                     f"{_f(k['action_to_verified_median_s'])} s | {_f(k['incident_to_verified_median_s'])} s | "
                      f"{k['breach_avoided']} |")
     lines += ["", "| flap scenario | executed | per target | statuses | outside policy |", "|---|---:|---|---|---:|"]
     for name, f in r["flap"].items():

@@ -23,6 +23,9 @@ Four kinds of evidence, each kept on the candidate so a person can check it:
   rate), and started no later. Candidates that explain many others rise; a candidate whose own symptoms
   are explained by an earlier one is marked down.
 * **Changes.** A deployment or configuration change on a candidate shortly before the onset raises it.
+* **Direction.** A used resource (memory, CPU, connections, disk, a queue's depth) is fault evidence only
+  when it rises: one that falls (a cache giving memory back, a restart, less work) does not make callers
+  fail, so its fall is not counted.
 
 Scores are turned into shares that sum to 1 over the candidates (a softmax), and confidence is stated
 honestly: ``uncertain`` when the top two are close or the leader holds under half the mass.
@@ -43,6 +46,8 @@ from aurora.rca.baseline import REL_RESOLUTION
 CONFIG_LIKE = re.compile(r"(_limit(_bytes)?|_capacity(_bytes)?|_max|_replicas|_total_bytes|_info|_created)$")
 LOAD_METRICS = re.compile(r"(requests?_total|requests?_per_second|_rps|throughput)")
 CHANGE_KINDS = ("deployment", "config_change", "rollback")
+RESOURCE_USED = re.compile(r"(memory_(working_set|used|usage|rss)|cpu_(utilization|usage|seconds)"
+                           r"|connections_(open|active|in_use|used)|disk_used|queue_depth|backlog|open_fds)")
 
 
 class Graph(Protocol):
@@ -66,6 +71,11 @@ class Column:
             return False
         code = self.labels.get("code") or self.labels.get("status") or self.labels.get("status_code") or ""
         return not code.startswith(("4", "5"))
+
+    @property
+    def is_resource(self) -> bool:
+        """A used resource, which causes trouble by rising (see "Direction" above)."""
+        return bool(RESOURCE_USED.search(self.metric))
 
     def describe(self) -> str:
         extra = {k: v for k, v in self.labels.items() if k not in ("service", "host", "instance", "job")}
@@ -216,7 +226,8 @@ def rank_incident(times: np.ndarray, values: np.ndarray, columns: Sequence[Colum
     if normal.sum() < 4 or after.sum() < 2 or not cols:
         return RcaResult([], "none", onset, "not enough data around the onset to rank causes")
     z, med, scale = robust_z(times, values, normal)
-    az = np.abs(z)
+    rises_only = np.array([c.is_resource for c in cols], dtype=bool)
+    az = np.abs(np.where(rises_only[None, :], np.maximum(z, 0.0), z))
     held = _held(np.where(after[:, None], az, 0.0))
     mag = held.max(axis=0)
     peak_row = held.argmax(axis=0)
@@ -225,6 +236,7 @@ def rank_incident(times: np.ndarray, values: np.ndarray, columns: Sequence[Colum
     col_onset = np.where(first_row >= 0, times[np.maximum(first_row, 0)], np.nan)
     # A slow burn (a disk filling, a leak) shows in its slope long before its level is far from usual.
     tz, slope_after, slope_usual = trend_z(times, values, normal, after, scale, cfg.trend_window_s)
+    tz = np.where(rises_only & ~(slope_after > slope_usual), 0.0, tz)
     by_trend = tz > mag
     mag = np.where(by_trend, tz, mag)
     first_after = times[after][0]
