@@ -6,8 +6,8 @@ detection, prediction, incidents, root-cause ranking and remediation, and the fl
 engine's actions (the ``sim`` executor). The playbooks are ``BENCH_PLAYBOOKS``: the demo's, all in ``auto``
 mode (a bench has no operator). Measured per run:
 
-* ``detection_delay_s``: fault onset -> the first anomaly recorded on one of the fault's services (its
-  root cause, where it was injected or where it is fixed), and the same in scrape intervals;
+* ``detection_delay_s``: fault onset -> the first anomaly or prediction recorded on one of the fault's
+  services (its root cause, where it was injected or where it is fixed), and the same in scrape intervals;
 * ``detect_to_verified_s``: that detection -> the first remediation run on the fault that the engine verified
   (and whether it was the right fix on the right service, and the fleet's own verdict that it removed the
   fault); ``incident_to_verified_s`` the same from the first incident opened on the fault's services (a
@@ -123,6 +123,7 @@ def run_loop_case(scenario: str, seed: int, start: float = DEFAULT_START, warm_h
             SimRunner(fleet, end, sink, event_sink, chunk_steps=1, progress=False).run()
             wall = time.perf_counter() - t0
             anomalies = aurora.anomalies.query(start, None, None, 100_000)
+            predictions = aurora.prediction_store.query(active=None, limit=10_000)
             incidents = aurora.incident_store.list(limit=1000)
             actions = aurora.actions.query(limit=10_000)
             limits = guardrails.Limits(cfg.remediation.max_actions_per_hour, cfg.remediation.breaker_failures,
@@ -140,8 +141,11 @@ def run_loop_case(scenario: str, seed: int, start: float = DEFAULT_START, warm_h
         gt = truth[0]
         services = {gt["root_cause_service"], gt.get("fix_service") or gt["root_cause_service"]}
         services |= {f.service for f in sc.faults}
-        detected = min((a["time"] for a in anomalies if a["service"] in services and a["time"] >= gt["onset"]),
-                       default=None)
+        # the first signal Aurora raised about the fault: an anomaly, or a prediction (a slow leak may be
+        # predicted before any of its samples looks anomalous)
+        detected = min([a["time"] for a in anomalies if a["service"] in services and a["time"] >= gt["onset"]]
+                       + [float(p["created_at"]) for p in predictions
+                          if p["service"] in services and float(p["created_at"]) >= gt["onset"]], default=None)
         fixes = sorted((a for a in actions if a["status"] == "verified" and a["target"] in services),
                        key=lambda a: a["finished_at"])
         fix = fixes[0] if fixes else None
