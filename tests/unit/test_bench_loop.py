@@ -24,6 +24,16 @@ def test_a_bad_deployment_is_detected_rolled_back_and_verified_within_policy() -
     assert c["fix"]["action"] == "rollback" and c["fix"]["target"] == "cart"
     assert c["detect_to_verified_s"] is not None and 0 < c["detect_to_verified_s"] < 600
     assert c["outside_policy"] == 0 and c["violations"] == []
+    assert c["executed_per_target"] == {"cart": 1}  # the callers' symptoms are the same incident, not runs of their own
+
+
+def test_a_cache_failure_is_one_incident_with_the_database_and_the_cache_is_flushed() -> None:
+    # Without the fleet's service graph redis's hit ratio and postgres's extra load were two incidents, and the
+    # cache's opened only when its one series had stayed abnormal for eight minutes.
+    c = run_loop_case("cache_failure", 5)
+    assert c["fix"] is not None and c["fix"]["action"] == "cache_flush" and c["fix"]["target"] == "redis"
+    assert c["detect_to_action_s"] is not None and c["detect_to_action_s"] <= 30
+    assert c["executed_per_target"] == {"redis": 1}
 
 
 def test_the_policy_recheck_finds_runs_the_guardrails_or_modes_should_have_stopped() -> None:
