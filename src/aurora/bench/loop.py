@@ -44,7 +44,7 @@ MINUTE, HOUR = 60.0, 3600.0
 STEP_S = 15.0
 ABRUPT = ("bad_deployment", "dependency_outage", "slow_database", "cache_failure", "traffic_surge")
 LOOP_SCENARIOS = ("bad_deployment", "memory_leak", "pool_exhaustion", "cache_failure", "dependency_outage",
-                  "slow_memory_leak")
+                  "slow_memory_leak", "slow_pool_leak")
 # The demo's playbooks, all acting on their own (a bench has no operator). The leak restart keeps the demo's
 # match on a prediction: restarting whatever service a memory anomaly is blamed on (a database whose cache
 # shrank) does harm, and a leak worth a restart is one heading for its limit.
