@@ -141,3 +141,18 @@ def test_a_resource_that_falls_is_no_cause_but_one_that_rises_is() -> None:
     assert ranked[0] == "cart" and "postgres" not in ranked, ranked
     cols[memory] = np.where(after, 8e8, 6e8) + noise  # the same move upwards: a dependency of cart filling up
     assert rank(t, cols, graph())[0] == "postgres"
+
+
+def test_a_count_climbing_by_whole_units_is_not_a_trend_of_thousands_of_deviations() -> None:
+    # A cache fails; its caller's database connections climb 2 -> 6 as its queries fall through (a symptom).
+    # Judged against 0.1 % of the usual two connections, that climb was a trend of ~20,000 deviations and
+    # outranked the cache; as whole units it is a trend, but the cache's failure explains it.
+    t, cols = frame()
+    after = t >= ONSET
+    cols[("redis", "cache_hit_ratio")] = np.where(after, 0.3, 0.92) + np.random.default_rng(2).normal(0, 0.004, N)
+    cols[("catalog", "db_connections_open")] = np.where(after, np.minimum(2 + np.floor((t - ONSET) / 150), 6), 2.0)
+    cols[("catalog", "http_request_duration_seconds")][after] += 0.01
+    res = rank_incident(t, np.column_stack(list(cols.values())), [Column(s, m) for s, m in cols], ONSET, graph())
+    assert res.candidates[0].service == "redis", [(c.service, c.metric, round(c.z)) for c in res.candidates]
+    trend = [e for c in res.candidates if c.service == "catalog" for e in c.evidence if e["type"] == "trend"]
+    assert all(e["z"] < 1000 for e in trend)

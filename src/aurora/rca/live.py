@@ -14,7 +14,8 @@ Four kinds of evidence, each kept on the candidate so a person can check it:
   because someone acted.
 * **Trend.** A slow burn (a disk filling, a leak) shows in its slope before its level is far off: the
   slope since the onset (the difference of the halves' medians, so one spike cannot fake it) against the
-  series' slopes over 10-minute windows of the normal period. A series' magnitude is the larger of the two.
+  series' slopes over 10-minute windows of the normal period (for a whole-number count, a slope is known to
+  half a unit over that period). A series' magnitude is the larger of the two.
 * **Onset.** The first time a series' |z| passes ``onset_z`` for two samples. The cause starts first.
 * **Topology.** Failures travel up the call graph: a slow or failing callee makes its callers slow or
   failing, not the reverse. Load travels down: more requests at the entry mean more requests below. So a
@@ -46,6 +47,7 @@ from aurora.rca.baseline import REL_RESOLUTION
 CONFIG_LIKE = re.compile(r"(_limit(_bytes)?|_capacity(_bytes)?|_max|_replicas|_total_bytes|_info|_created)$")
 LOAD_METRICS = re.compile(r"(requests?_total|requests?_per_second|_rps|throughput)")
 CHANGE_KINDS = ("deployment", "config_change", "rollback")
+COUNT_RESOLUTION = 0.5  # the trend's scale floor for a whole-number count: half a unit
 RESOURCE_USED = re.compile(r"(memory_(working_set|used|usage|rss)|cpu_(utilization|usage|seconds)"
                            r"|connections_(open|active|in_use|used)|disk_used|queue_depth|backlog|open_fds)")
 
@@ -155,6 +157,15 @@ def robust_z(times: np.ndarray, values: np.ndarray, normal: np.ndarray) -> tuple
     return z, med, scale
 
 
+def whole_counts(values: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Per column: a count that moves by whole units in the normal period (connections, queue depth), not a
+    0/1 state such as ``up``."""
+    n = values[normal]
+    whole = np.all(np.isnan(n) | (n == np.round(n)), axis=0) & np.isfinite(n).any(axis=0)
+    state = np.all(np.isnan(n) | (n == 0) | (n == 1), axis=0)
+    return np.asarray(whole & ~state)
+
+
 def column_slopes(t: np.ndarray, values: np.ndarray) -> np.ndarray:
     """A robust slope per column (per second): the median of the second half minus the median of the first,
     over the time between the halves' middles. One spike cannot fake a trend; NaN with fewer than four."""
@@ -235,7 +246,10 @@ def rank_incident(times: np.ndarray, values: np.ndarray, columns: Sequence[Colum
     first_row = np.where(crossing.any(axis=0), crossing.argmax(axis=0), -1)
     col_onset = np.where(first_row >= 0, times[np.maximum(first_row, 0)], np.nan)
     # A slow burn (a disk filling, a leak) shows in its slope long before its level is far from usual.
-    tz, slope_after, slope_usual = trend_z(times, values, normal, after, scale, cfg.trend_window_s)
+    # A slope read off whole-number steps is known to about half a unit over the normal period, not to the
+    # level's 0.1 % (a pool going from 2 to 5 connections was 20,000 deviations of trend).
+    trend_scale = np.where(whole_counts(values, normal), np.maximum(scale, COUNT_RESOLUTION), scale)
+    tz, slope_after, slope_usual = trend_z(times, values, normal, after, trend_scale, cfg.trend_window_s)
     tz = np.where(rises_only & ~(slope_after > slope_usual), 0.0, tz)
     by_trend = tz > mag
     mag = np.where(by_trend, tz, mag)
