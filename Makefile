@@ -60,7 +60,7 @@ bench: setup
 
 # Re-resolve every dependency in one step (needs uv: `pip install uv`).
 lock:
-	uv pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --extra bench --extra k8s --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) $(VENDOR) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -329,7 +329,9 @@ def test_kubernetes_restart_scale_and_undo_make_the_calls_kubectl_would() -> Non
     undo = ex.run(req("undo"))
     assert undo.ok and "revision 2" in undo.output  # the one before the newest (3)
     assert api.calls[-2] == ("list", ("shop", "app=cart"))
-    template = api.calls[-1][1][2]["spec"]["template"]
+    [op] = api.calls[-1][1][2]  # a JSON Patch that replaces the template, as kubectl sends
+    assert (op["op"], op["path"]) == ("replace", "/spec/template")
+    template = op["value"]
     assert template.spec == {"image": "cart:2"} and "pod-template-hash" not in template.metadata.labels
     api.replica_sets = api.replica_sets[:1]
     assert not ex.run(req("undo")).ok  # no previous revision: says so, changes nothing

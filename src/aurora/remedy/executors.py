@@ -215,8 +215,8 @@ class KubernetesExecutor:
                 raise RuntimeError("the kubernetes executor needs the client: pip install 'aurora-aiops[k8s]'") from exc
             try:
                 config.load_incluster_config()
-            except Exception:
-                config.load_kube_config()
+            except Exception:  # not in a pod: $KUBECONFIG (read now, not when the client was imported) or ~/.kube
+                config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
             self._api = client.AppsV1Api()
         return self._api
 
@@ -245,7 +245,9 @@ class KubernetesExecutor:
 
     @staticmethod
     def _undo(api: Any, name: str, ns: str) -> ExecResult:
-        """``kubectl rollout undo``: the deployment's template becomes its previous ReplicaSet's."""
+        """``kubectl rollout undo``: the deployment's template becomes its previous ReplicaSet's. Like kubectl,
+        a JSON Patch that *replaces* ``/spec/template``: a merge patch would keep what the bad revision added
+        (an annotation, an environment variable) and so not go back."""
         dep = api.read_namespaced_deployment(name, ns)
         selector = ",".join(f"{k}={v}" for k, v in sorted((dep.spec.selector.match_labels or {}).items()))
         owned = [rs for rs in api.list_namespaced_replica_set(ns, label_selector=selector).items
@@ -261,6 +263,6 @@ class KubernetesExecutor:
         template = prev.spec.template
         labels = {k: v for k, v in (template.metadata.labels or {}).items() if k != "pod-template-hash"}
         template.metadata.labels = labels
-        api.patch_namespaced_deployment(name, ns, {"spec": {"template": template}})
+        api.patch_namespaced_deployment(name, ns, [{"op": "replace", "path": "/spec/template", "value": template}])
         return ExecResult(True, f"rolled deployment {ns}/{name} back to revision {revision(prev)}",
                           {"revision": revision(prev)})
