@@ -1,4 +1,5 @@
-"""Browser tests: one real `aurora demo` for the whole session, driven by Debian's headless chromium.
+"""Browser tests: one real `aurora demo` per database (SQLite, then PostgreSQL), driven by Debian's headless
+chromium.
 
 Every page test fails on a console error, an uncaught exception, a failed request or a response >= 400
 (see ``Watch``); screenshots go to ``test-artifacts/screenshots/``.
@@ -6,6 +7,7 @@ Every page test fails on a console error, an uncaught exception, a failed reques
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -13,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
+from tests.conftest import PG_ADMIN_URL, PG_OK, REQUIRE_PG
 from tests.integration.server import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,20 +45,50 @@ class Demo:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.admin}"}, timeout=30)
 
 
-def _token(data_dir: Path, scope: str) -> str:
+def _token(data_dir: Path, scope: str, env: dict[str, str]) -> str:
     cmd = [sys.executable, "-m", "aurora", "token", "create", "--scope", scope, "--name", f"browser-{scope}",
            "--data-dir", str(data_dir)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return out.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="package")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+@contextlib.contextmanager
+def _database(kind: str) -> Iterator[str | None]:
+    """None: the demo's embedded SQLite; otherwise the URL of a private schema in the PostgreSQL test database."""
+    if kind == "sqlite":
+        yield None
+        return
+    if not PG_OK:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required but does not answer at {PG_ADMIN_URL}")
+        pytest.skip("PostgreSQL not available")
+    schema = f"b_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+# Every page on both databases the product supports: the embedded default and PostgreSQL in production.
+@pytest.fixture(scope="package", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    with _database(request.param) as database_url:
+        yield from _run_demo(tmp_path_factory, database_url)
+
+
+def _run_demo(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("demo") / "data"
     data_dir.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AURORA_")}
     env["AURORA_HOST_AGENT__ENABLED"] = "false"
+    if database_url is not None:
+        env["AURORA_DATABASE_URL"] = database_url
     # At 60x the default hour to approve a run is one minute of wall time: less than the browser suite takes.
     env["AURORA_REMEDIATION__APPROVAL_TIMEOUT_S"] = "86400"
     log = (data_dir / "server.log").open("ab")
@@ -74,7 +109,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                 raise RuntimeError("aurora demo did not become ready in 60 s")
             time.sleep(0.2)
         d = Demo(url, data_dir, (data_dir / "admin.token").read_text().strip())
-        d.tokens = {"admin": d.admin, "read": _token(data_dir, "read"), "operate": _token(data_dir, "operate")}
+        d.tokens = {"admin": d.admin, "read": _token(data_dir, "read", env),
+                    "operate": _token(data_dir, "operate", env)}
         # The demo's first fault (a bad deployment of cart) becomes an incident within seconds at 60x.
         with d.api() as c:
             deadline = time.monotonic() + 60
@@ -82,6 +118,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the demo opened no incident within 60 s")
                 time.sleep(0.5)
+        if database_url is not None:  # the demo really keeps its state in PostgreSQL
+            engine = create_engine(database_url)
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM incidents")).scalar_one() > 0
+            engine.dispose()
         yield d
     finally:
         proc.send_signal(signal.SIGTERM)
