@@ -7,7 +7,6 @@ Every page test fails on a console error, an uncaught exception, a failed reques
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -15,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import PG_ADMIN_URL, PG_OK, REQUIRE_PG
+from tests.conftest import pg_schema
 from tests.integration.server import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -52,32 +50,13 @@ def _token(data_dir: Path, scope: str, env: dict[str, str]) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-@contextlib.contextmanager
-def _database(kind: str) -> Iterator[str | None]:
-    """None: the demo's embedded SQLite; otherwise the URL of a private schema in the PostgreSQL test database."""
-    if kind == "sqlite":
-        yield None
-        return
-    if not PG_OK:
-        if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required but does not answer at {PG_ADMIN_URL}")
-        pytest.skip("PostgreSQL not available")
-    schema = f"b_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 # Every page on both databases the product supports: the embedded default and PostgreSQL in production.
 @pytest.fixture(scope="package", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    with _database(request.param) as database_url:
+    if request.param == "sqlite":  # the demo's embedded default
+        yield from _run_demo(tmp_path_factory, None)
+        return
+    with pg_schema("b") as database_url:
         yield from _run_demo(tmp_path_factory, database_url)
 
 
