@@ -36,6 +36,16 @@ def test_a_cache_failure_is_one_incident_with_the_database_and_the_cache_is_flus
     assert c["executed_per_target"] == {"redis": 1}
 
 
+def test_an_oscillating_metric_gets_few_runs_then_the_breaker_within_policy() -> None:
+    # redis's hit ratio collapses for 2 minutes every 6 for 90 minutes: it alarms again and again, the flush
+    # never verifies (the next collapse comes before the cache has warmed), the cooldown spaces the runs and
+    # the circuit breaker stops them.
+    c = run_loop_case("oscillating", 1000)
+    assert c["outside_policy"] == 0 and c["violations"] == []
+    assert c["executed_per_target"] == {"redis": 2}
+    assert c["statuses"] == {"verification_failed": 2, "skipped": 1}
+
+
 def test_the_policy_recheck_finds_runs_the_guardrails_or_modes_should_have_stopped() -> None:
     pbs = _playbooks("bad_deployment")
     limits = guardrails.Limits()

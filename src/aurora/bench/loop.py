@@ -16,7 +16,7 @@ mode (a bench has no operator). Measured per run:
   ran, with the runs before it (``guardrails.check``), and against its playbook's mode; a run that would
   be refused, or ran without an approval its mode needs, is a violation. The flap scenarios
   (``FLAP_SCENARIOS``) try to provoke them: a fix that does not work, a fault that keeps coming back on
-  one service, two faults on one target.
+  one service, a metric that oscillates, two faults on one target.
 
 Seeds: reported runs use seeds from 1000; development used seeds below 1000.
 """
@@ -61,6 +61,10 @@ FLAP_SCENARIOS: dict[str, Scenario] = {
     "recurring": Scenario("recurring", "cart's bad deployment comes back every 12 minutes", tuple(
         FaultSpec("bad_deployment", "cart", 20 * MINUTE + k * 12 * MINUTE, 8 * MINUTE,
                   {"version": f"1.4.{3 + k}", "error_ratio": 0.3}) for k in range(10)), 3.0),
+    # a metric that oscillates: redis's hit ratio collapses for 2 minutes every 6, for 90 minutes (each
+    # collapse heals by itself): the cooldown and the hourly limit must hold however often it alarms
+    "oscillating": Scenario("oscillating", "redis's cache hit ratio collapses for 2 min every 6 min", tuple(
+        FaultSpec("cache_failure", "redis", 20 * MINUTE + k * 6 * MINUTE, 2 * MINUTE) for k in range(15)), 3.0),
     # two faults on one target at once: one run at a time
     "two_on_one": Scenario("two_on_one", "a bad deployment and a connection leak on checkout together",
                            (FaultSpec("bad_deployment", "checkout", 20 * MINUTE, 20 * MINUTE,
