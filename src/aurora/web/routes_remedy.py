@@ -40,13 +40,23 @@ async def actions_fragment(request: Request, incident_id: int, user: WebUser = r
                 disabled=remedy.DISABLED)
 
 
-async def _decide(request: Request, action_id: int, user: WebUser, verb: str) -> Response:
+async def _remedy_form(request: Request, user: WebUser) -> tuple[dict[str, str], Any, Any] | Response:
+    """A form post to the remediation engine: its fields (CSRF checked), Aurora and the engine; or the error
+    page when remediation is disabled."""
     form = await read_form(request)
     check_csrf(request, user, form)
     aurora = get_aurora(request)
     eng = remedy.engine(aurora)
     if eng is None:
         return page(request, "error.html", status=404, title="Remediation is disabled", message=remedy.DISABLED)
+    return form, aurora, eng
+
+
+async def _decide(request: Request, action_id: int, user: WebUser, verb: str) -> Response:
+    got = await _remedy_form(request, user)
+    if isinstance(got, Response):
+        return got
+    form, aurora, eng = got
     try:
         if verb == "approve":
             rec = await run_in_threadpool(eng.approve, action_id, user.principal.name)
@@ -94,12 +104,10 @@ async def playbooks_page(request: Request, user: WebUser = reader) -> Response:
 
 
 async def _switch(request: Request, user: WebUser, paused: bool) -> Response:
-    form = await read_form(request)
-    check_csrf(request, user, form)
-    aurora = get_aurora(request)
-    eng = remedy.engine(aurora)
-    if eng is None:
-        return page(request, "error.html", status=404, title="Remediation is disabled", message=remedy.DISABLED)
+    got = await _remedy_form(request, user)
+    if isinstance(got, Response):
+        return got
+    _, aurora, eng = got
     who = user.principal.name
     await run_in_threadpool(eng.store.set_paused, paused, who)
     await run_in_threadpool(aurora.record_audit, who, "remedy.pause" if paused else "remedy.resume", "remediation",
