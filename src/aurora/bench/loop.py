@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -179,10 +180,7 @@ def run_loop_case(scenario: str, seed: int, start: float = DEFAULT_START, warm_h
 
 
 def _counts(xs: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for x in xs:
-        out[str(x)] = out.get(str(x), 0) + 1
-    return out
+    return dict(Counter(str(x) for x in xs))
 
 
 def _pct(xs: Sequence[float], q: float) -> float | None:

@@ -164,8 +164,8 @@ class ChannelConfig(Section):
         """Where this channel delivers, for logs (no secrets: URLs may hold tokens, so only scheme and host)."""
         if self.smtp is not None:
             return f"smtp://{self.smtp.host}:{self.smtp.port}"
-        parts = urlsplit(self.url or PAGERDUTY_URL)
-        return f"{parts.scheme}://{parts.netloc}"
+        parts = urlsplit(self.url or PAGERDUTY_URL)  # hostname, not netloc: a URL may carry user:password@
+        return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
 
 
 class RouteMatch(Section):

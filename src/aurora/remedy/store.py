@@ -65,6 +65,12 @@ class ActionStore:
         with self._engine.connect() as conn:
             return [_decode(r) for r in conn.execute(q).mappings().all()]
 
+    def count(self, status: str) -> int:
+        """Runs in ``status`` (the dashboard's "waiting for approval" badge)."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(actions)
+                                    .where(actions.c.status == status)).scalar_one())
+
     def outcomes(self) -> dict[tuple[str, str], dict[str, int]]:
         """(playbook, incident kind) -> {"verified": n, "failed": n} over every real (not dry) run."""
         q = (select(actions.c.playbook, actions.c.incident_kind, actions.c.status, func.count())

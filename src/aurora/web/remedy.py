@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
-
-from aurora.db.tables import actions
 from aurora.remedy.engine import success_rate
+from aurora.remedy.store import FAILURE, FINAL, STATUSES, SUCCESS
 from aurora.web.queries import TTLCache
 
 DAY = 86_400.0
 WAITING = "pending_approval"
 # How the pages group a run's status: what it means for the person looking.
-GOOD = ("verified",)
-BAD = ("failed", "verification_failed", "rolled_back", "expired")
+GOOD = SUCCESS
+BAD = (*FAILURE, "expired")
 REFUSED = ("skipped", "rejected")
-LIVE = ("pending_approval", "approved", "running", "verifying")
+LIVE = tuple(s for s in STATUSES if s not in FINAL)  # waiting, approved, running, verifying
 DISABLED = "remediation is disabled in this Aurora (remediation.enabled: false), so no playbook runs or waits."
 _pending_cache = TTLCache(1.0)  # the nav badge is on every page: one COUNT a second is plenty
 
@@ -51,12 +49,7 @@ def pending_count(aurora: Any) -> int | None:
     if eng is None:
         return None
 
-    def count() -> int:
-        with aurora.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(actions)
-                                    .where(actions.c.status == WAITING)).scalar_one())
-
-    return int(_pending_cache.get(str(id(aurora)), count))
+    return int(_pending_cache.get(str(id(aurora)), lambda: eng.store.count(WAITING)))
 
 
 def forget_pending(aurora: Any) -> None:

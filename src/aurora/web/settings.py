@@ -9,40 +9,31 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+
+from aurora.notify.config import ChannelConfig
 
 log = logging.getLogger(__name__)
 DELIVERIES_SHOWN = 50
 
 
-def _where(ch: Any) -> str:
-    url = getattr(ch, "url", None)
-    if url:
-        parts = urlsplit(str(url))
-        return f"{parts.scheme}://{parts.hostname or ''}/…"
-    smtp = getattr(ch, "smtp", None)
-    if smtp is not None:
-        return f"{', '.join(getattr(smtp, 'to', []) or [])} via {getattr(smtp, 'host', '?')}"
-    return "-"
+def _where(ch: ChannelConfig) -> str:
+    if ch.smtp is not None:
+        return f"{', '.join(ch.smtp.to)} via {ch.smtp.host}"
+    return f"{ch.target}/…"  # the channel's own secret-free form of its URL
 
 
 def channels(aurora: Any) -> list[dict[str, Any]] | None:
-    section = getattr(aurora.cfg, "notifications", None)
-    found = getattr(section, "channels", None)
-    if section is None or not found:
+    found = aurora.cfg.notifications.channels
+    if not found:
         return None
     secrets = ("secret_env", "routing_key_env")
-    return [{"name": getattr(ch, "name", "?"), "type": getattr(ch, "type", "?"), "where": _where(ch),
+    return [{"name": ch.name, "type": ch.type, "where": _where(ch),
              "secrets": [f"{k}={getattr(ch, k)}" for k in secrets if getattr(ch, k, None)]} for ch in found]
 
 
 def routes(aurora: Any) -> list[dict[str, Any]]:
-    section = getattr(aurora.cfg, "notifications", None)
-    out = []
-    for r in getattr(section, "routes", None) or []:
-        match = r.match.model_dump(exclude_defaults=True) if hasattr(r, "match") else {}
-        out.append({"match": match, "channels": list(getattr(r, "channels", []))})
-    return out
+    return [{"match": r.match.model_dump(exclude_defaults=True), "channels": list(r.channels)}
+            for r in aurora.cfg.notifications.routes]
 
 
 def deliveries(aurora: Any) -> list[dict[str, Any]] | None:
