@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from aurora.notify.config import NotificationsConfig
+from aurora.notify.config import ChannelConfig, NotificationsConfig
 from aurora.notify.message import Notification
 from aurora.notify.policy import Backoff, Deduper, Grouper, TokenBucket
 from aurora.notify.routing import Router
@@ -124,3 +124,16 @@ def test_deduper_primed_from_one_bulk_lookup_does_not_ask_again() -> None:
     assert d.seen("chat", "old", 1000.0, 300.0)  # sent 100 s before (event time), by the bulk lookup
     assert not d.seen("chat", "new", 1000.0, 300.0) and not d.seen("pager", "old", 1000.0, 300.0)  # never sent
     assert looked == []  # no lookup one key at a time
+
+
+def test_channel_target_names_where_it_delivers_without_secrets() -> None:
+    def target(**kw: Any) -> str:
+        return ChannelConfig.model_validate({"name": "c", **kw}).target
+
+    assert target(type="webhook", url="https://bot:s3cret@hooks.example.com:8443/T0/B1/xyz?token=abc") == \
+        "https://hooks.example.com:8443"
+    assert target(type="slack", url="https://hooks.slack.com/services/T0/B1/secret") == "https://hooks.slack.com"
+    assert target(type="webhook", url="http://[::1]:9000/hook") == "http://[::1]:9000"
+    assert target(type="pagerduty", routing_key_env="PD_KEY") == "https://events.pagerduty.com"
+    assert target(type="email", smtp={"host": "mail.example.com", "port": 2525, "from": "a@example.com",
+                                      "to": ["b@example.com"]}) == "smtp://mail.example.com:2525"

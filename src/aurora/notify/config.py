@@ -165,7 +165,10 @@ class ChannelConfig(Section):
         if self.smtp is not None:
             return f"smtp://{self.smtp.host}:{self.smtp.port}"
         parts = urlsplit(self.url or PAGERDUTY_URL)  # hostname, not netloc: a URL may carry user:password@
-        return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+        host = parts.hostname or ""
+        if ":" in host:  # an IPv6 address keeps its brackets, or its last group reads as a port
+            host = f"[{host}]"
+        return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
 
 
 class RouteMatch(Section):
