@@ -36,7 +36,7 @@ from aurora.incidents.store import IncidentStore
 from aurora.ingest.alertmanager import AlertLog
 from aurora.ingest.events import ChangeEvent, EventLog
 from aurora.ingest.otlp_traces import SpanBatch
-from aurora.ingest.validate import validate_batch
+from aurora.ingest.validate import drop_empty, validate_batch
 from aurora.model import SeriesBatch
 from aurora.notify.wiring import attach as attach_notifier
 from aurora.pipeline import Pipeline, Stage
@@ -46,6 +46,7 @@ from aurora.predict.stage import PredictStage
 from aurora.predict.stage import settings_from_config as predict_settings
 from aurora.predict.store import PredictionStore
 from aurora.rca.live import ChangeRef
+from aurora.remedy.checks import load_playbooks
 from aurora.remedy.engine import RemedyEngine
 from aurora.remedy.executors import (
     Executor,
@@ -57,7 +58,6 @@ from aurora.remedy.executors import (
 )
 from aurora.remedy.guardrails import Limits
 from aurora.remedy.match import explain_match, target_of
-from aurora.remedy.playbook import check_unique, load_playbook_dir
 from aurora.remedy.runbooks import RunbookIndex
 from aurora.remedy.store import ActionStore
 from aurora.selfmetrics import SelfMetrics
@@ -147,14 +147,7 @@ class Aurora:
 
     def _remedy_engine(self) -> RemedyEngine:
         r = self.cfg.remediation
-        playbooks = list(r.playbooks)
-        if r.playbooks_dir is not None:
-            try:
-                playbooks = check_unique(playbooks + load_playbook_dir(r.playbooks_dir))
-            except ValueError as exc:
-                from aurora.errors import ConfigError
-
-                raise ConfigError(str(exc)) from exc
+        playbooks = load_playbooks(r)
         self.executors: dict[str, Executor] = {
             "webhook": WebhookExecutor(), "shell": ShellExecutor(r.shell_allow),
             "process": ProcessExecutor(r.systemd_allow, r.shell_allow), "kubernetes": KubernetesExecutor()}
@@ -324,7 +317,7 @@ class Aurora:
         before acknowledging (an event-loop caller runs that fsync in a thread, grouped with others)."""
         try:
             known = self.tsdb.known_ids(batch.metrics, batch.labels)
-            batch = validate_batch(batch, self.cfg.limits, self.clock, known)
+            batch, known = drop_empty(validate_batch(batch, self.cfg.limits, self.clock, known), known)
             result = self.tsdb.append(batch, known, defer_commit=True)
         except Exception as exc:
             self.counters["rejected"] += 1

@@ -19,7 +19,7 @@ from aurora import __version__
 if TYPE_CHECKING:
     from aurora.app import Aurora
 from aurora.config import AuroraConfig, load_config
-from aurora.errors import AuroraError, ConfigError
+from aurora.errors import AuroraError
 
 app = typer.Typer(help="Aurora: self-hosted AIOps engine.", no_args_is_help=True, add_completion=False)
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -271,16 +271,11 @@ async def _print_feed(aurora: Aurora, per_service_s: float = 300.0) -> None:
 def check_config(config: ConfigOpt = None) -> None:
     """Validate the configuration file and environment; errors name the key and line."""
     from aurora.notify.channels import resolve_secrets
-    from aurora.remedy.playbook import check_unique, load_playbook_dir
+    from aurora.remedy.checks import load_playbooks
 
     try:
         cfg = load_config(config)
-        playbooks = list(cfg.remediation.playbooks)
-        if cfg.remediation.playbooks_dir is not None:  # the files a server would load, with their lines
-            try:
-                playbooks = check_unique(playbooks + load_playbook_dir(cfg.remediation.playbooks_dir))
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from exc
+        playbooks = load_playbooks(cfg.remediation)  # as a server would load them, files with their lines
         resolve_secrets(cfg.notifications)  # every secret a channel names must be in the environment
     except AuroraError as exc:
         console.print(f"[red]{exc}[/red]")

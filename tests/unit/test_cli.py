@@ -64,3 +64,41 @@ def test_check_config_loads_the_playbook_folder_and_checks_channel_secrets(tmp_p
     r = runner.invoke(app, ["check-config", "--config", str(cfg)], env={"HOOK_SECRET": "s"})
     out = r.output.replace("\n", "")  # the console wraps long paths
     assert r.exit_code == 1 and "bad.yaml" in out and "shell executor" in out
+
+
+def test_check_config_refuses_playbooks_that_would_only_fail_when_an_incident_needs_them(tmp_path: Path) -> None:
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    (books / "leak.md").write_text("# Memory leak\n")
+    cfg = tmp_path / "aurora.yaml"
+    cfg.write_text(f"""remediation:
+  runbooks_dir: {books}
+  shell_allow: ["systemctl restart myapp-*"]
+  playbooks:
+    - {{name: sh, runbook: gone.md, steps: [{{action: shell, executor: shell, params: {{command: "rm -rf /tmp/x"}}}}]}}
+    - name: hook
+      steps: [{{action: webhook, executor: webhook, params: {{url: "not a url"}}}}]
+    - name: signed
+      steps: [{{action: webhook, executor: webhook, params: {{url: "http://n8n:5678/x", secret_env: N8N_KEY}}}}]
+    - name: k8s
+      steps: [{{action: scale, executor: kubernetes, params: {{deployment: "{{service}}", replicas: -3}}}}]
+    - name: unit
+      steps: [{{action: systemd_restart, executor: process, params: {{unit: sshd}}}}]
+    - {{name: fine, runbook: leak.md, steps: [{{action: shell, executor: shell,
+                                               params: {{command: "systemctl restart myapp-{{service}}"}}}}]}}
+""")
+    r = runner.invoke(app, ["check-config", "--config", str(cfg)], env={})
+    assert r.exit_code == 1, r.output
+    out = " ".join(r.output.split())
+    assert "6 problems" in out
+    for expected in ("playbook sh: runbook 'gone.md' is not a Markdown file in",
+                     "playbook sh, step 1 (shell on shell): command 'rm -rf /tmp/x' matches none of "
+                     "remediation.shell_allow",
+                     "playbook hook, step 1 (webhook on webhook): params.url 'not a url' must be an absolute",
+                     "params.secret_env names N8N_KEY, which is not set in the environment",
+                     "params.replicas must be a whole number of 0 or more, not -3",
+                     "remediation.systemd_allow is empty, so no unit may run"):
+        assert expected in out, expected
+    assert "playbook fine" not in out
+    r = runner.invoke(app, ["check-config", "--config", str(cfg)], env={"N8N_KEY": "k"})
+    assert "5 problems" in " ".join(r.output.split())

@@ -36,7 +36,7 @@ from aurora.app import Aurora
 from aurora.bench.report import write_report
 from aurora.config import load_config
 from aurora.remedy import guardrails
-from aurora.remedy.demo import DEMO_PLAYBOOKS
+from aurora.remedy.demo import DEMO_PLAYBOOKS, RUNBOOKS
 from aurora.remedy.playbook import Playbook
 from aurora.sim import DEFAULT_START, FaultSpec, Fleet, Scenario, get_scenario
 from aurora.sim.runner import SimRunner, inprocess_sinks
@@ -116,6 +116,7 @@ def run_loop_case(scenario: str, seed: int, start: float = DEFAULT_START, warm_h
         cfg = load_config(None, {"AURORA_DATA_DIR": tmp, "AURORA_CLOCK": "data",
                                  "AURORA_HOST_AGENT__ENABLED": "false"})
         cfg.remediation.playbooks = playbooks
+        cfg.remediation.runbooks_dir = RUNBOOKS  # the runbooks the demo's playbooks name, as the demo has them
         fleet = Fleet(seed=seed, start=start - warm_h * HOUR, step_s=STEP_S, faults=sc.at(start))
         cfg.services = fleet.spec.declared_services()  # the service graph, as the demo declares it
         aurora = Aurora(cfg)

@@ -93,6 +93,18 @@ class RemedyEngine:
         self.now: float | None = None
         self.history: list[dict[str, Any]] = store.query(limit=1000)  # newest first; the guardrails' memory
         self.decisions = 0
+        self._close_interrupted()
+
+    def _close_interrupted(self) -> None:
+        """A run stored as running belongs to a process that stopped while its steps ran (this one has not
+        started any): what they did is unknown, so it ends inconclusive and a person is told to look. Left as
+        it was, its target would stay busy forever (one run per target at a time)."""
+        for rec in [h for h in self.history if h["status"] == "running"]:
+            when = float(rec["executed_at"] or rec["requested_at"])
+            self._set(rec, {"status": "inconclusive", "finished_at": when,
+                            "reason": rec["reason"] + "; interrupted: Aurora stopped while it ran, so whether its "
+                                                      "steps took effect is unknown"})
+            self._escalate(rec, f"Aurora stopped while {rec['action']} {rec['target']} ran: check {rec['target']}")
 
     # --- input -----------------------------------------------------------------------------------
     def offer(self, event: dict[str, Any]) -> None:
@@ -126,7 +138,11 @@ class RemedyEngine:
                 # Watched until resolved: a mitigated incident may come back, a failed fix may be retried.
                 self._watch[iid] = now + self.recheck_s
                 if status == "open":
-                    self.decide(inc, now)
+                    try:
+                        self.decide(inc, now)
+                    except Exception as exc:  # one incident's trouble must not stop verification of the others
+                        log.exception("remediation decision for incident %s failed", iid)
+                        self._audit("aurora", "remedy.error", iid, {"error": f"{type(exc).__name__}: {exc}"})
             self._collect(now)
             self._verify(now)
             self._expire(now)
@@ -198,10 +214,11 @@ class RemedyEngine:
                 reason = f"not chosen: {chosen['playbook']} ranks higher ({why})"
             else:
                 refused = guardrails.check(pb, targets, now, self.history, self.limits, self.store.paused())
-                reason = None if refused is None else f"guardrail: {refused}"
+                reason = None if refused is None else f"guardrail ({guardrails.kind_of(refused)}): {refused}"
             if reason is not None:
+                # recorded once per kind of refusal in a row (paused, then cooling down, then paused again: 3)
                 if not before or before[0]["reason"].split(":")[0] != reason.split(":")[0]:
-                    self._record(inc, t, pb, steps, "skipped", reason, now)  # once per kind of refusal
+                    self._record(inc, t, pb, steps, "skipped", reason, now)
                 continue
             matched = f"matched {pb.name} on {t.category or '?'} / {t.service} / {t.metric}; {why}"
             if pb.mode == "notify-only":
@@ -357,6 +374,13 @@ class RemedyEngine:
             if age < settle:
                 continue
             iid = int(rec["incident_id"])
+            inc = self.get_incident(iid)
+            if inc is not None and inc.get("status") == "resolved":
+                # a person closed it first: whether the fix worked is not known, so it does not count either way
+                self._set(rec, {"status": "inconclusive", "finished_at": now,
+                                "reason": rec["reason"] + f"; not verified: the incident was resolved {age:.0f} s "
+                                                          "after it ran, before its signals were judged"})
+                continue
             ok, why = (True, "no incident engine to ask") if self.incidents is None else self.incidents.recovery(
                 iid, now, float(rec["executed_at"]), rec["target"])
             if ok:
@@ -373,8 +397,15 @@ class RemedyEngine:
 
     def _after_failure(self, rec: dict[str, Any], now: float, why: str) -> None:
         pb = self._playbook(rec["playbook"])
-        if pb is not None and pb.rollback is not None:
-            self._execute(rec, pb, now, rollback=True)
+        if pb is not None and pb.rollback is not None and self.store.paused():
+            # the kill switch means no further changes, a rollback included: a person has taken over
+            self._escalate(rec, f"the fix did not work: {why}; its rollback was not run because remediation "
+                                "is paused")
+        elif pb is not None and pb.rollback is not None:
+            try:
+                self._execute(rec, pb, now, rollback=True)
+            except ValueError as exc:  # its target could not be filled in
+                self._escalate(rec, f"the fix did not work: {why}; its rollback could not run: {exc}")
         else:
             self._escalate(rec, f"the fix did not work: {why}")
 

@@ -26,6 +26,27 @@ class Limits:
     breaker_window_s: float = 6 * HOUR
 
 
+#: A refusal's kind, by the words it starts with (the rest holds figures that change at every look).
+KINDS = (("remediation is paused", "paused"), ("blast radius", "blast radius"), ("circuit breaker", "breaker"))
+
+
+def kind_of(refusal: str) -> str:
+    """What kind of refusal ``check`` returned: paused, blast radius, busy, cooldown, rate or breaker."""
+    for start, kind in KINDS:
+        if refusal.startswith(start):
+            return kind
+    if "(one at a time)" in refusal:
+        return "busy"
+    if "is cooling down" in refusal:
+        return "cooldown"
+    return "rate"
+
+
+def touched(run: dict[str, Any]) -> set[str]:
+    """Every target a run acts on: its steps' (a run of several steps may touch more than its first)."""
+    return {run["target"], *(s["target"] for s in run.get("steps") or () if isinstance(s, dict) and "target" in s)}
+
+
 def check(pb: Playbook, targets: Sequence[str], now: float, history: Sequence[dict[str, Any]], limits: Limits,
           paused: bool) -> str | None:
     """None when the run may go ahead; otherwise why not. ``history``: runs as stored (``target``,
@@ -37,10 +58,10 @@ def check(pb: Playbook, targets: Sequence[str], now: float, history: Sequence[di
                 f"{pb.guardrails.max_targets}")
     executed = [h for h in history if not h.get("dry_run") and h.get("executed_at") is not None]
     for target in set(targets):
-        busy = [h for h in history if h["target"] == target and h["status"] in IN_FLIGHT]
+        busy = [h for h in history if target in touched(h) and h["status"] in IN_FLIGHT]
         if busy:
             return f"{target} already has run #{busy[0]['id']} {busy[0]['status'].replace('_', ' ')} (one at a time)"
-        mine = [h for h in executed if h["target"] == target]
+        mine = [h for h in executed if target in touched(h)]
         last = max((float(h["executed_at"]) for h in mine), default=None)
         if last is not None and now - last < pb.guardrails.cooldown_s:
             return (f"{target} is cooling down: last run {now - last:.0f} s ago, cooldown "

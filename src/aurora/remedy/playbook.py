@@ -13,6 +13,7 @@ Playbooks come from ``remediation.playbooks`` in the configuration and from ``*.
 from __future__ import annotations
 
 import fnmatch
+import string
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,27 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "process": ("systemd_restart", "process_restart"),
 }
 SEVERITIES = ("info", "warning", "critical")
+#: The fields a step's ``target`` may name, and those its executor fills in its params' templates.
+TARGET_FIELDS = ("service", "metric", "incident")
+PARAM_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
+    "shell": {"command": ("target", "service", "incident")},
+    "process": {"unit": ("target", "service"), "pidfile": ("target", "service")},
+    "kubernetes": {"deployment": ("target", "service")},
+}
+
+
+def template_error(template: str, fields: tuple[str, ...]) -> str | None:
+    """Why ``template`` cannot be filled from ``fields`` (None: it can). Checked when a playbook is loaded, so
+    a typo is a configuration error rather than a run that fails when an incident needs it."""
+    try:
+        names = [name for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        return f"{template!r} is not a valid template ({exc}); write a literal brace as {{{{ or }}}}"
+    unknown = [n for n in names if n not in fields]
+    if unknown:
+        return (f"{template!r} names {{{unknown[0]}}}, which is not known here; use one of "
+                f"{', '.join('{' + f + '}' for f in fields)}")
+    return None
 
 
 class Match(Section):
@@ -59,6 +81,12 @@ class Step(Section):
 
     @model_validator(mode="after")
     def _action_fits_executor(self) -> Step:
+        problem = template_error(self.target, TARGET_FIELDS)
+        if problem:
+            raise ValueError(f"target {problem}")
+        for key, fields in PARAM_TEMPLATES.get(self.executor, {}).items():
+            if isinstance(self.params.get(key), str) and (problem := template_error(self.params[key], fields)):
+                raise ValueError(f"params.{key} {problem}")
         known = ACTIONS[self.executor]
         if self.action not in known:
             raise ValueError(f"action {self.action!r} cannot run on the {self.executor} executor; "

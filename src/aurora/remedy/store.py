@@ -12,9 +12,11 @@ from sqlalchemy import Engine, func, insert, select, update
 from aurora.db.tables import actions, remedy_state
 
 STATUSES = ("skipped", "notified", "dry_run", "pending_approval", "approved", "rejected", "expired", "running",
-            "verifying", "verified", "verification_failed", "failed", "rolled_back")
+            "verifying", "verified", "verification_failed", "failed", "rolled_back", "inconclusive")
+# inconclusive: the run ended without a verdict (Aurora stopped while it ran, or a person resolved the incident
+# before the fix could be verified); it counts neither as a fix that worked nor as one that failed.
 FINAL = ("skipped", "notified", "dry_run", "rejected", "expired", "verified", "verification_failed", "failed",
-         "rolled_back")
+         "rolled_back", "inconclusive")
 SUCCESS = ("verified",)
 FAILURE = ("verification_failed", "failed", "rolled_back")
 
