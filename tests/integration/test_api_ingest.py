@@ -17,6 +17,12 @@ from tests.integration.server import ServerProcess
 T0 = int(time.time()) - 3600  # an hour ago, on a whole second
 
 
+def one_sample(metric: str, t_ms: int) -> bytes:
+    b = BatchBuilder()
+    b.add(metric, {}, [t_ms], [1.0])
+    return encode_remote_write(b.build())
+
+
 def query(srv: ServerProcess, q: str, start: float, end: float, step: float = 15) -> list[dict]:
     with srv.client() as c:
         r = c.get("/api/v1/query_range", params={"query": q, "start": start, "end": end, "step": step})
@@ -117,6 +123,7 @@ def test_bad_inputs_are_refused_and_store_nothing(server: ServerProcess) -> None
         "string value": {"metric": "m", "labels": {}, "points": [[T0, "abc"]]},
         "long label value": {"metric": "m", "labels": {"a": "x" * 5000}, "points": [[T0, 1]]},
         "unknown field": {"metric": "m", "labelz": {}, "points": [[T0, 1]]},
+        "null value": {"metric": "m", "labels": {}, "points": [[T0, None]]},
     }
     with server.client() as c:
         for name, bad in bad_cases.items():
@@ -131,7 +138,35 @@ def test_bad_inputs_are_refused_and_store_nothing(server: ServerProcess) -> None
         r = c.post("/api/v1/write", content=bytes(cramjam.snappy.compress_raw(b"\xff\xff\xff")),
                    headers={"Content-Encoding": "snappy"})
         assert r.status_code == 400, r.text
+        # a body declared as something the endpoint does not read is refused before it is parsed
+        wr = one_sample("m", T0 * 1000)
+        for path, content, ctype in (("/api/v1/ingest", json.dumps({"series": [good]}).encode(), "text/plain"),
+                                     ("/api/v1/write", wr, "application/json")):
+            r = c.post(path, content=content, headers={"Content-Type": ctype})
+            assert r.status_code == 415 and ctype in r.json()["message"], r.text
+        # a series without points is not created
+        r = c.post("/api/v1/ingest", json={"series": [{"metric": "empty_metric", "labels": {}, "points": []}]})
+        assert r.status_code == 200 and r.json() == {"accepted": 0}, r.text
     assert series_count(server) == 0, "a refused request stored something"
+
+
+def test_the_data_clock_refuses_far_future_samples_too(tmp_path) -> None:
+    """One far-future sample would move event time (cooldowns, verification, predictions) forward for good."""
+    srv = ServerProcess(tmp_path / "d", clock="data").start()
+    try:
+        future = time.time() + 86400
+        with srv.client() as c:
+            r = c.post("/api/v1/ingest", json={"series": [{"metric": "ok", "points": [[T0, 1]]},
+                                                          {"metric": "m", "points": [[future, 1]]}]})
+            assert r.status_code == 400 and "in the future" in r.json()["message"], r.text
+            r = c.post("/api/v1/write", content=one_sample("m", int(future * 1000)),
+                       headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"})
+            assert r.status_code == 400, r.text
+            r = c.post("/api/v1/events", json={"events": [{"kind": "deployment", "service": "cart", "time": future}]})
+            assert r.status_code == 400, r.text
+            assert c.get("/api/v1/status").json()["storage"]["series"] == 0
+    finally:
+        srv.stop()
 
 
 def test_out_of_order_is_refused_with_the_series_named(server: ServerProcess) -> None:

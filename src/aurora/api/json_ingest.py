@@ -13,13 +13,13 @@ from aurora.model import SeriesBatch
 _SPECIAL = {"NaN": math.nan, "+Inf": math.inf, "Inf": math.inf, "-Inf": -math.inf}
 
 
-def _points(raw: Any, where: str, may_have_bools: bool) -> tuple[np.ndarray, np.ndarray]:
+def _points(raw: Any, where: str, may_have_literals: bool) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(raw, list):
         raise BadInput(f"{where}.points must be a list of [unix_seconds, value] pairs")
     if not raw:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
     arr = None
-    if not may_have_bools:  # NumPy would take true/false as 1/0; only then is the per-point check needed
+    if not may_have_literals:  # NumPy would take true/false/null as 1/0/NaN; only then check point by point
         try:
             arr = np.asarray(raw, dtype=np.float64)
         except (ValueError, TypeError):
@@ -46,8 +46,9 @@ def _points(raw: Any, where: str, may_have_bools: bool) -> tuple[np.ndarray, np.
     return np.round(t * 1000).astype(np.int64), arr[:, 1].copy()
 
 
-def parse_json_ingest(body: Any, may_have_bools: bool = True) -> SeriesBatch:
-    """``may_have_bools=False`` (the raw body has no ``true``/``false``) allows the vectorized fast path."""
+def parse_json_ingest(body: Any, may_have_literals: bool = True) -> SeriesBatch:
+    """``may_have_literals=False`` (the raw body has no ``true``, ``false`` or ``null``) allows the vectorized
+    fast path."""
     if not isinstance(body, dict) or not isinstance(body.get("series"), list):
         raise BadInput('body must be a JSON object {"series": [{"metric", "labels", "points"}, ...]}')
     metrics: list[str] = []
@@ -66,7 +67,7 @@ def parse_json_ingest(body: Any, may_have_bools: bool = True) -> SeriesBatch:
         lab = s.get("labels", {}) or {}
         if not isinstance(lab, dict) or not all(isinstance(v, str) for v in lab.values()):
             raise BadInput(f"{where}.labels must be an object of string values")
-        ts, vals = _points(s.get("points"), where, may_have_bools)
+        ts, vals = _points(s.get("points"), where, may_have_literals)
         metrics.append(metric)
         labels.append(lab)
         ts_parts.append(ts)

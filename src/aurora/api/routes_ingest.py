@@ -15,9 +15,23 @@ from aurora.ingest.alertmanager import parse_alertmanager
 from aurora.ingest.events import parse_events
 
 router = APIRouter()
+REMOTE_WRITE_TYPES = ("application/x-protobuf", "application/octet-stream")
+
+
+def _content_type(request: Request) -> str | None:
+    ctype = request.headers.get("content-type")
+    return None if ctype is None else ctype.split(";")[0].strip().lower()
+
+
+def _refuse_type(ctype: str, expected: str) -> BadInput:
+    return BadInput(f"Content-Type {ctype!r} does not fit this endpoint: send {expected} (or no Content-Type)",
+                    status=415)
 
 
 async def _raw_json_body(request: Request) -> tuple[Any, bytes]:
+    ctype = _content_type(request)  # none given is read as JSON; a body declared as something else is not
+    if ctype is not None and not (ctype.endswith("/json") or ctype.endswith("+json")):
+        raise _refuse_type(ctype, "application/json")
     limit = get_aurora(request).cfg.server.max_body_bytes
     raw = decompress(await read_body(request, limit), request.headers.get("content-encoding"), limit)
     try:
@@ -34,7 +48,7 @@ async def _json_body(request: Request) -> Any:
 async def ingest_json(request: Request, sync: bool = False) -> dict[str, int]:
     aurora = get_aurora(request)
     body, raw = await _raw_json_body(request)
-    batch = parse_json_ingest(body, may_have_bools=b"true" in raw or b"false" in raw)
+    batch = parse_json_ingest(body, may_have_literals=b"true" in raw or b"false" in raw or b"null" in raw)
     accepted = await run_in_threadpool(aurora.ingest, batch, "json", sync)
     return {"accepted": accepted}
 
@@ -44,6 +58,9 @@ async def remote_write(request: Request) -> Response:
     from aurora.ingest.remote_write import decode_remote_write
 
     aurora = get_aurora(request)
+    ctype = _content_type(request)
+    if ctype is not None and ctype not in REMOTE_WRITE_TYPES:
+        raise _refuse_type(ctype, "application/x-protobuf (snappy-compressed remote_write 1.0)")
     limit = aurora.cfg.server.max_body_bytes
     body = await read_body(request, limit)
     encoding = request.headers.get("content-encoding")

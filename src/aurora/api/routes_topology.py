@@ -34,9 +34,7 @@ async def otlp_traces(request: Request) -> Response:
                            status=415)
         limit = aurora.cfg.server.max_body_bytes
         body = decompress(await read_body(request, limit), request.headers.get("content-encoding"), limit)
-        horizon = None
-        if aurora.clock.mode == "wall":
-            horizon = aurora.clock.wall_ms() + int(aurora.cfg.limits.max_future_s * 1000)
+        horizon = aurora.clock.wall_ms() + int(aurora.cfg.limits.max_future_s * 1000)  # either clock
 
         def work() -> None:
             aurora.ingest_traces(decode_otlp_traces(body, ctype, max_end_ms=horizon))

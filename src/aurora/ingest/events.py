@@ -51,7 +51,7 @@ def parse_events(body: Any, clock: EventClock, max_future_s: float) -> list[Chan
         t = ev.get("time", clock.now())
         if isinstance(t, bool) or not isinstance(t, int | float) or not (0 <= t < 1e11):
             raise BadInput(f"{where}.time must be unix seconds (a number), got {t!r}")
-        if clock.mode == "wall" and t > clock.wall_ms() / 1000 + max_future_s:
+        if t > clock.wall_ms() / 1000 + max_future_s:  # on the data clock too (see ingest.validate)
             raise BadInput(f"{where}.time {t} is more than {max_future_s:.0f} s in the future")
         attrs = ev.get("attributes", {})
         if not isinstance(attrs, dict):

@@ -62,6 +62,19 @@ def _check_series_names(batch: SeriesBatch, limits: LimitsConfig, known_ids: np.
         seen.add(key)
 
 
+def drop_empty(batch: SeriesBatch, known_ids: np.ndarray) -> tuple[SeriesBatch, np.ndarray]:
+    """The batch without its series that have no samples (an empty ``points`` list, or every value dropped as
+    non-finite), and their ids: a request that stores no sample of a series must not create it."""
+    counts = batch.counts()
+    if counts.all():
+        return batch, known_ids
+    keep = np.flatnonzero(counts)
+    offsets = np.zeros(keep.size + 1, np.int64)
+    np.cumsum(counts[keep], out=offsets[1:])
+    return (SeriesBatch([batch.metrics[i] for i in keep], [batch.labels[i] for i in keep], offsets, batch.ts_ms,
+                        batch.values), known_ids[keep])
+
+
 def _fmt_ts(ts_ms: int) -> str:
     return f"{ts_ms / 1000:.3f}"
 
@@ -99,16 +112,17 @@ def validate_batch(batch: SeriesBatch, limits: LimitsConfig, clock: EventClock,
                 series_index=i)
     if ts.min() < 0:
         raise BadInput(f"timestamp {_fmt_ts(int(ts.min()))} is before 1970; timestamps are unix time")
-    if clock.mode == "wall":
-        horizon = clock.wall_ms() + int(limits.max_future_s * 1000)
-        if int(ts.max()) > horizon:
-            j = int(np.argmax(ts))
-            i = int(series_of[j])
-            raise BadInput(
-                f"sample of {series_key(batch.metrics[i], batch.labels[i])} at {_fmt_ts(int(ts[j]))} is "
-                f"{(int(ts[j]) - clock.wall_ms()) / 1000:.0f} s in the future; the limit is "
-                f"{limits.max_future_s:.0f} s (limits.max_future_s). Check the sender's clock and that "
-                "timestamps are in seconds (JSON) or milliseconds (remote_write)", series_index=i)
+    # On the data clock too: no sender is ahead of the wall clock (a replay or the simulator never is), and one
+    # far-future sample would move event time, and every cooldown and verification with it, forward for good.
+    horizon = clock.wall_ms() + int(limits.max_future_s * 1000)
+    if int(ts.max()) > horizon:
+        j = int(np.argmax(ts))
+        i = int(series_of[j])
+        raise BadInput(
+            f"sample of {series_key(batch.metrics[i], batch.labels[i])} at {_fmt_ts(int(ts[j]))} is "
+            f"{(int(ts[j]) - clock.wall_ms()) / 1000:.0f} s in the future; the limit is "
+            f"{limits.max_future_s:.0f} s (limits.max_future_s). Check the sender's clock and that "
+            "timestamps are in seconds (JSON) or milliseconds (remote_write)", series_index=i)
 
     finite = np.isfinite(batch.values)
     if finite.all() or limits.non_finite == "store":
