@@ -358,6 +358,7 @@ class Aurora:
         """Store change events, count them and announce them on the live stream."""
         ids = self.events.add(evs)
         self.counters["events"] += len(ids)
+        self.topology.add_services({ev.service for ev in evs}, "events")  # a deployed service exists
         for ev, eid in zip(evs, ids, strict=True):
             self.bus.publish("change_event", {"id": eid, "kind": ev.kind, "service": ev.service, "time": ev.time})
         return ids
@@ -374,6 +375,7 @@ class Aurora:
         """Store Alertmanager alerts (parsed), announce them, and hand them to the incident engine."""
         n = self.alerts.upsert(items)
         self.counters["alerts"] += n
+        self.topology.add_services({str(it["service"]) for it in items if it.get("service")}, "alerts")
         for it in items:
             self.bus.publish("alert", {"fingerprint": it["fingerprint"], "status": it["status"],
                                        "alertname": it["alertname"], "service": it["service"]})

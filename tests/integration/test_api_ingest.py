@@ -144,6 +144,8 @@ def test_bad_inputs_are_refused_and_store_nothing(server: ServerProcess) -> None
                                      ("/api/v1/write", wr, "application/json")):
             r = c.post(path, content=content, headers={"Content-Type": ctype})
             assert r.status_code == 415 and ctype in r.json()["message"], r.text
+        r = c.post("/api/v1/ingest", json={"series": [good], "seriez": []})
+        assert r.status_code == 400 and "seriez" in r.json()["message"], r.text
         # a series without points is not created
         r = c.post("/api/v1/ingest", json={"series": [{"metric": "empty_metric", "labels": {}, "points": []}]})
         assert r.status_code == 200 and r.json() == {"accepted": 0}, r.text

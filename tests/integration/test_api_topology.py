@@ -241,3 +241,16 @@ def test_health_follows_anomalies_and_incidents(aurora: Aurora, monkeypatch: pyt
     nodes = {n["service"]: n for n in topology_view(aurora)["nodes"]}  # a failing hook is logged, not raised
     assert nodes["gateway"]["health"] == "ok"
     json.dumps(topology_view(aurora))  # JSON-able
+
+
+def test_services_seen_only_in_change_events_or_alerts_are_nodes(aurora: Aurora) -> None:
+    from aurora.api.routes_topology import topology_view
+    from aurora.ingest.alertmanager import parse_alertmanager
+    from aurora.ingest.events import ChangeEvent
+
+    aurora.add_events([ChangeEvent("deployment", "search", 1_700_000_000.0, {"version": "2.0"})])
+    aurora.add_alerts(parse_alertmanager({"version": "4", "status": "firing", "alerts": [
+        {"status": "firing", "labels": {"alertname": "QueueStuck", "service": "mailer", "severity": "critical"},
+         "annotations": {}, "startsAt": "2023-11-14T22:13:20Z", "fingerprint": "f1"}]}))
+    nodes = {n["service"]: n for n in topology_view(aurora)["nodes"]}
+    assert {"search", "mailer"} <= set(nodes)

@@ -51,6 +51,8 @@ def parse_json_ingest(body: Any, may_have_literals: bool = True) -> SeriesBatch:
     fast path."""
     if not isinstance(body, dict) or not isinstance(body.get("series"), list):
         raise BadInput('body must be a JSON object {"series": [{"metric", "labels", "points"}, ...]}')
+    if len(body) > 1:  # a misspelt key would otherwise be dropped without a word
+        raise BadInput(f"body has unknown fields {sorted(set(body) - {'series'})}; expected only \"series\"")
     metrics: list[str] = []
     labels: list[dict[str, str]] = []
     ts_parts, v_parts, counts = [], [], []
