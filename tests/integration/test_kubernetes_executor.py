@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,21 +56,28 @@ class FakeApiServer:
                      "template": self._template("shop/cart:1.4.3")},
         }
         self.replica_sets = [self._replica_set(1, "shop/cart:1.4.2"), self._replica_set(2, "shop/cart:1.4.3")]
+        self.hang_s = 0.0  # a hung API server: each request waits this long (or until stop) before it is handled
+        self.released = threading.Event()
         lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self, code: int, obj: dict[str, Any]) -> None:
                 body = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a hung-server test)
 
             def _handle(self, method: str) -> None:
                 url = urlparse(self.path)
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if server.hang_s:
+                    server.released.wait(server.hang_s)
                 with lock:
                     server.requests.append({"method": method, "path": url.path, "query": parse_qs(url.query),
                                             "content_type": self.headers.get("Content-Type"),
@@ -146,6 +154,7 @@ class FakeApiServer:
                      "message": f"{path} not found"}
 
     def stop(self) -> None:
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -167,8 +176,9 @@ def api_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
         server.stop()
 
 
-def _req(action: str, **params: Any) -> ExecRequest:
-    return ExecRequest(1, 7, "pb", action, NAME, {"namespace": NS, "deployment": "{service}", **params}, 10.0, 0.0)
+def _req(action: str, timeout_s: float = 10.0, **params: Any) -> ExecRequest:
+    return ExecRequest(1, 7, "pb", action, NAME, {"namespace": NS, "deployment": "{service}", **params}, timeout_s,
+                       0.0)
 
 
 def test_rollout_restart_scale_and_undo_over_http_as_kubectl_would(api_server: FakeApiServer) -> None:
@@ -218,3 +228,35 @@ def test_a_missing_deployment_fails_with_the_api_servers_reason(api_server: Fake
                              10.0, 0.0))
     assert not res.ok
     assert f"kubernetes rollout_restart of {NS}/nope failed" in res.output and "404" in res.output
+
+
+def test_scale_to_zero_scales_to_zero_and_bad_counts_are_refused_before_any_call(api_server: FakeApiServer) -> None:
+    ex = KubernetesExecutor()
+    res = ex.run(_req("scale", replicas=0))
+    assert res.ok and res.detail == {"replicas": 0}, res.output
+    assert api_server.requests[-1]["body"] == {"spec": {"replicas": 0}} and api_server.deployment["spec"][
+        "replicas"] == 0
+    sent = len(api_server.requests)
+    neg = ex.run(_req("scale", replicas=-2))
+    assert not neg.ok and neg.detail == {"refused": True}
+    assert "params.replicas is -2: a deployment cannot have fewer than 0 replicas" in neg.output
+    big = ex.run(_req("scale", replicas=1000))
+    assert not big.ok and "above the cap of 100; set params.max_replicas to allow more" in big.output
+    assert len(api_server.requests) == sent  # nothing was sent
+    down = ex.run(_req("scale", by=-1))  # from 0: read the scale, then refuse
+    assert not down.ok and "0 replicas now -1 (params.by) is -1" in down.output
+    assert [r["method"] for r in api_server.requests[sent:]] == ["GET"]
+    assert ex.run(_req("scale", replicas=150, max_replicas=200)).ok and api_server.deployment["spec"][
+        "replicas"] == 150
+
+
+def test_a_hung_api_server_fails_the_step_within_its_timeout(api_server: FakeApiServer) -> None:
+    ex = KubernetesExecutor()
+    ex.api()  # loading the client and the kubeconfig is not what is timed here
+    api_server.hang_s = 10.0
+    for action, params in (("rollout_restart", {}), ("scale", {"by": 1}), ("undo", {})):
+        t0 = time.monotonic()
+        res = ex.run(_req(action, 0.5, **params))
+        assert time.monotonic() - t0 < 1.5, (action, res.output)
+        assert not res.ok and f"kubernetes {action} of {NS}/{NAME} failed" in res.output
+        assert "Read timed out" in res.output, res.output
