@@ -438,9 +438,9 @@ def test_kubernetes_scale_checks_the_count_before_calling_the_api() -> None:
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads the process's stdout size through /proc")
 def test_the_output_of_a_long_running_started_process_does_not_pile_up(tmp_path: Path, restart: Restart,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from aurora.remedy import executors
+    from aurora.remedy.executors import local
 
-    monkeypatch.setattr(executors, "TRIM_EVERY_S", 0.2)
+    monkeypatch.setattr(local, "TRIM_EVERY_S", 0.2)
     chatty = "sh -c 'line=$(printf %0400d 0); while :; do echo \"$line\"; sleep 0.001; done'"
     res = restart(ProcessExecutor([], ["sh -c *"]), tmp_path / "none.pid", start=chatty, start_grace_s=0.1)
     assert res.ok and "output: 0000" in res.output, res.output[:300]
