@@ -84,21 +84,27 @@ def test_check_config_refuses_playbooks_that_would_only_fail_when_an_incident_ne
       steps: [{{action: scale, executor: kubernetes, params: {{deployment: "{{service}}", replicas: -3}}}}]
     - name: unit
       steps: [{{action: systemd_restart, executor: process, params: {{unit: sshd}}}}]
+    - name: stoponly
+      steps: [{{action: process_restart, executor: process, params: {{pidfile: /run/a.pid, start: false}}}}]
+    - name: big
+      steps: [{{action: scale, executor: kubernetes, params: {{deployment: web, replicas: 500}}}}]
     - {{name: fine, runbook: leak.md, steps: [{{action: shell, executor: shell,
                                                params: {{command: "systemctl restart myapp-{{service}}"}}}}]}}
 """)
     r = runner.invoke(app, ["check-config", "--config", str(cfg)], env={})
     assert r.exit_code == 1, r.output
     out = " ".join(r.output.split())
-    assert "6 problems" in out
+    assert "8 problems" in out
     for expected in ("playbook sh: runbook 'gone.md' is not a Markdown file in",
                      "playbook sh, step 1 (shell on shell): command 'rm -rf /tmp/x' matches none of "
                      "remediation.shell_allow",
                      "playbook hook, step 1 (webhook on webhook): params.url 'not a url' must be an absolute",
                      "params.secret_env names N8N_KEY, which is not set in the environment",
                      "params.replicas must be a whole number of 0 or more, not -3",
-                     "remediation.systemd_allow is empty, so no unit may run"):
+                     "remediation.systemd_allow is empty, so no unit may run",
+                     "params.start is false (stop only): set params.expect",
+                     "params.replicas 500 is above params.max_replicas (100)"):
         assert expected in out, expected
     assert "playbook fine" not in out
     r = runner.invoke(app, ["check-config", "--config", str(cfg)], env={"N8N_KEY": "k"})
-    assert "5 problems" in " ".join(r.output.split())
+    assert "7 problems" in " ".join(r.output.split())

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from aurora.errors import ConfigError
 from aurora.remedy.config import RemediationConfig
+from aurora.remedy.executors.kubernetes import MAX_REPLICAS
 from aurora.remedy.playbook import Playbook, Step, check_unique, load_playbook_dir
 
 
@@ -72,6 +73,16 @@ def step_problem(step: Step, r: RemediationConfig, environ: Mapping[str, str]) -
         return _allowed(str(p["command"]), r.shell_allow, "shell_allow", "command")
     if step.executor == "process" and "unit" in p:
         return _allowed(str(p["unit"]), r.systemd_allow, "systemd_allow", "unit")
+    if step.executor == "process":
+        if p["start"] is False and not p.get("expect"):
+            return ("params.start is false (stop only): set params.expect, text the process's command line "
+                    "contains, so that only that program is signalled")
+        if p["start"] is not False and (why := _allowed(str(p["start"]), r.shell_allow, "shell_allow",
+                                                        "start command")):
+            return why
+        grace = p.get("start_grace_s", 1.0)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+            return f"params.start_grace_s must be a number of seconds of 0 or more, not {grace!r}"
     if step.executor == "webhook":
         parts = urlsplit(str(p["url"]))
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -80,7 +91,12 @@ def step_problem(step: Step, r: RemediationConfig, environ: Mapping[str, str]) -
         if env and not environ.get(str(env)):
             return f"params.secret_env names {env}, which is not set in the environment: export it or remove the key"
     if step.executor == "kubernetes":
-        n = p.get("replicas")
-        if "replicas" in p and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
-            return f"params.replicas must be a whole number of 0 or more, not {n!r}"
+        for key in ("replicas", "max_replicas", "by"):
+            n = p.get(key)
+            if key in p and (not isinstance(n, int) or isinstance(n, bool) or (n < 0 and key != "by")):
+                return f"params.{key} must be a whole number{' of 0 or more' if key != 'by' else ''}, not {n!r}"
+        cap = p.get("max_replicas", MAX_REPLICAS)
+        if p.get("replicas", 0) > cap:
+            return (f"params.replicas {p['replicas']} is above params.max_replicas ({cap}): raise max_replicas "
+                    "if that many is meant")
     return None

@@ -75,8 +75,9 @@ class Step(Section):
     executor: Literal["sim", "webhook", "shell", "kubernetes", "process"] = "sim"
     target: str = Field("{service}", description="what to act on; {service} is the root-cause service")
     params: dict[str, Any] = Field(default_factory=dict, description=(
-        "webhook: url, secret_env; shell: command (must be allowed); kubernetes: namespace, deployment, "
-        "replicas; process: unit or pidfile + start"))
+        "webhook: url, secret_env; shell: command (must be allowed); kubernetes: namespace, deployment, and for "
+        "scale replicas or by (default 1), max_replicas (default 100); process: unit, or pidfile + start (a "
+        "command, or false to only stop) + expect (text of the process's command line), start_grace_s"))
     timeout_s: float = Field(30.0, gt=0, le=3600)
 
     @model_validator(mode="after")
