@@ -120,6 +120,27 @@ def test_incident_page_draws_the_evidence_charts_of_its_causes(tab: Tab, demo: D
     tab.shot("incident-evidence-charts")
 
 
+def test_incident_page_links_its_runbooks_and_the_runbook_reads(tab: Tab, demo: Demo) -> None:
+    """The demo indexes src/aurora/remedy/demo_runbooks: an incident's page links the runbooks its API record
+    lists (those its playbooks name first), and the link opens the runbook rendered from its Markdown."""
+    with demo.api() as c:
+        found = [c.get(f"/api/v1/incidents/{i['id']}").json()
+                 for i in c.get("/api/v1/incidents", params={"compact": "true"}).json()["incidents"]]
+    inc = next((i for i in found if i.get("runbooks")), None)
+    assert inc is not None, [(i["id"], i["title"], i.get("runbooks")) for i in found]
+    tab.login(demo.tokens["read"], f"/ui/incidents/{inc['id']}")
+    links = tab.page.locator("#runbook-links a")
+    shown = [(links.nth(k).get_attribute("href"), links.nth(k).inner_text()) for k in range(links.count())]
+    assert shown == [(f"/ui/runbooks/{r['name']}", r["title"]) for r in inc["runbooks"]]
+    tab.shot("incident-runbooks")
+    first = inc["runbooks"][0]
+    tab.page.click("#runbook-1")
+    tab.page.wait_for_url(re.compile(rf".*/ui/runbooks/{re.escape(first['name'])}$"))
+    assert tab.page.inner_text("#runbook-title") == first["title"]
+    assert tab.page.locator("#runbook ol li, #runbook ul li, #runbook p").count() >= 1  # Markdown, rendered
+    tab.shot("runbook")
+
+
 def test_read_only_user_sees_no_action_buttons(tab: Tab, demo: Demo) -> None:
     inc = _open_incident(demo)
     tab.login(demo.tokens["read"], f"/ui/incidents/{inc['id']}")

@@ -5,6 +5,10 @@ leads) and the send time, so tests compare bytes.
 Signing (webhook and n8n): ``X-Aurora-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` with the channel's
 key, and ``X-Aurora-Timestamp: <unix seconds>``. The body repeats the timestamp as ``sent_at``, so the
 signature covers it: a receiver rejects a body whose ``sent_at`` is more than a few minutes old (a replay).
+
+The runbooks linked to an incident (``fields["runbooks"]``, see ``aurora.notify.message``) are listed with
+their dashboard links in every format: the webhook's and n8n's fields carry them as they are, Slack gets a
+section of links, PagerDuty its ``links`` (and ``custom_details``), the e-mail a list in both parts.
 """
 
 from __future__ import annotations
@@ -79,11 +83,24 @@ def _others(group: Group) -> list[Notification]:
     return list(group[:-1])
 
 
+def runbooks(n: Notification) -> list[tuple[str, str, str | None]]:
+    """The runbooks a message links, best first: (name, title, dashboard URL or None)."""
+    out = []
+    for rb in n.fields.get("runbooks") or []:
+        if isinstance(rb, Mapping) and rb.get("name"):
+            url = rb.get("url")
+            out.append((str(rb["name"]), str(rb.get("title") or rb["name"]), str(url) if url else None))
+    return out
+
+
 def plain_text(group: Group) -> str:
     first = lead(group)
     parts = [first.text]
     if len(group) > 1:
         parts.append("Also in this group:\n" + "\n".join(f"- {n.title}" for n in reversed(_others(group))))
+    books = runbooks(first)
+    if books:
+        parts.append("Runbooks:\n" + "\n".join(f"- {t}: {u}" if u else f"- {t} ({name})" for name, t, u in books))
     meta = [f"Severity: {severity(group)}", f"Event: {first.event}"]
     if first.services:
         meta.append(f"Services: {', '.join(first.services)}")
@@ -134,6 +151,11 @@ def slack_body(group: Group) -> dict[str, Any]:
         items = "\n".join(f"• {slack_escape(n.title)}" for n in reversed(_others(group)))
         more = _slack_cut(f"*Also in this group*\n{items}")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": more}})
+    books = runbooks(first)
+    if books:
+        items = "\n".join(f"• <{slack_escape(u)}|{slack_escape(t)}>" if u
+                          else f"• {slack_escape(t)} ({slack_escape(name)})" for name, t, u in books)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _slack_cut(f"*Runbooks*\n{items}")}})
     context = f"Aurora · <!date^{int(first.time)}^{{date_short_pretty}} {{time}}|{iso(first.time)}>"
     if first.url:
         context += f" · <{first.url}|Open in Aurora>"
@@ -184,8 +206,10 @@ def pagerduty_body(group: Group, routing_key: str, client_url: str | None = None
     body["client"] = "Aurora"
     if client_url:
         body["client_url"] = client_url
-    if first.url:
-        body["links"] = [{"href": first.url, "text": "Open in Aurora"}]
+    links = [{"href": first.url, "text": "Open in Aurora"}] if first.url else []
+    links += [{"href": u, "text": f"Runbook: {t}"} for _, t, u in runbooks(first) if u]
+    if links:
+        body["links"] = links
     return body
 
 
@@ -226,6 +250,11 @@ def _html(group: Group) -> str:
     if len(group) > 1:
         parts.append("<p>Also in this group:</p><ul>"
                      + "".join(f"<li>{esc(n.title)}</li>" for n in reversed(_others(group))) + "</ul>")
+    books = runbooks(first)
+    if books:
+        parts.append("<p>Runbooks:</p><ul>" + "".join(
+            f"<li><a href='{esc(u, quote=True)}'>{esc(t)}</a></li>" if u else f"<li>{esc(t)} ({esc(name)})</li>"
+            for name, t, u in books) + "</ul>")
     if first.url:
         parts.append(f"<p><a href='{esc(first.url, quote=True)}'>Open in Aurora</a></p>")
     return "<html><body>" + "".join(parts) + "</body></html>"

@@ -13,6 +13,11 @@ with ``status`` one of ``pending_approval | approved | rejected | running | succ
 Two keys steer delivery: ``group_key`` names the thing a message is about (an incident, a service's
 predictions); messages with the same one are grouped, kept in order, and map to one PagerDuty alert.
 ``dedup_key`` names the content: an identical key is not sent again within a route's repeat interval.
+
+An incident record may carry ``runbooks`` (``[{name, title, ...}]``, as ``IncidentService.get`` and the API
+give them); incident messages and the action messages about one then carry them in ``fields["runbooks"]`` as
+``[{name, title, url}]`` (``url`` the dashboard's page of the runbook, None without a dashboard URL), which
+every format shows (see ``aurora.notify.formats``).
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from aurora.notify.config import EVENT_KINDS
 
 SEVERITIES = ("info", "warning", "critical")
 TeamOf = Callable[[str], str | None]
 MAX_TEXT = 4000  # characters of body text; receivers cut long messages anyway (Slack sections hold 3000)
+MAX_RUNBOOKS = 3
 
 
 def _none(_: str) -> str | None:
@@ -89,6 +96,22 @@ def _cause_line(c: Mapping[str, Any]) -> str:
     return f"{line}: {why}" if why else line
 
 
+def runbook_path(name: str) -> str:
+    """The dashboard's read-only page of a runbook (``aurora.web``)."""
+    return f"/ui/runbooks/{quote(name, safe='')}"
+
+
+def _runbooks(inc: Mapping[str, Any] | None, base_url: str | None) -> list[dict[str, Any]]:
+    """The incident's linked runbooks (best first) as ``{name, title, url}``."""
+    out = []
+    for rb in list((inc or {}).get("runbooks") or [])[:MAX_RUNBOOKS]:
+        if isinstance(rb, Mapping) and rb.get("name"):
+            name = str(rb["name"])
+            out.append({"name": name, "title": str(rb.get("title") or name),
+                        "url": _link(base_url, runbook_path(name))})
+    return out
+
+
 def _cut(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -132,6 +155,9 @@ def from_incident(inc: Mapping[str, Any], event: str | None = None, *, base_url:
                                                       "score": top.get("score")}}
     if change:
         fields["change"] = change
+    runbooks = _runbooks(inc, base_url)
+    if runbooks:
+        fields["runbooks"] = runbooks
     return Notification(event=event, severity=str(inc.get("severity") or "warning"), title=title,
                         text=_cut("\n".join(lines)), services=tuple(dict.fromkeys(ordered)),
                         team=_team(ordered, team_of), url=_link(base_url, f"/ui/incidents/{iid}"),
@@ -251,6 +277,9 @@ def from_action(action: Mapping[str, Any], incident: Mapping[str, Any] | None = 
     fields = {k: action.get(k) for k in ("incident_id", "playbook", "action", "target", "status", "dry_run",
                                          "verified", "mode", "executor")}
     fields.update(action_id=action.get("id"), approved_by=action.get("approved_by") or action.get("decided_by"))
+    runbooks = _runbooks(incident, base_url)
+    if runbooks:
+        fields["runbooks"] = runbooks
     t = (action.get("time") or action.get("finished_at") or action.get("executed_at") or action.get("requested_at")
          or (incident or {}).get("updated_at") or _time.time())
     return Notification(event=event, severity=sev, title=f"{verb}: {what}{dry}", text=_cut("\n".join(lines) or what),

@@ -114,6 +114,19 @@ def _chain(first: Callable[[int], None] | None, then: Callable[[int], None]) -> 
     return hook
 
 
+def with_runbooks(inc: dict[str, Any] | None, runbooks_of: Callable[[dict[str, Any]], list[dict[str, Any]]] | None
+                  ) -> dict[str, Any] | None:
+    """The incident with ``runbooks`` as ``GET /api/v1/incidents/{id}`` gives them (the incident service's own
+    lookup); a failing lookup costs the message its runbook links, never the message."""
+    if inc is None or runbooks_of is None:
+        return inc
+    try:
+        inc["runbooks"] = runbooks_of(inc)
+    except Exception:
+        log.exception("no runbooks for incident %s", inc.get("id"))
+    return inc
+
+
 def attach(aurora: Aurora) -> Notifier | None:
     """Build the notifier for ``aurora`` and register it to run with the server; None when no channel is
     configured. Call at the end of ``Aurora.__init__`` (after the incident service's hooks are set)."""
@@ -126,8 +139,12 @@ def attach(aurora: Aurora) -> Notifier | None:
     base_url = cfg.dashboard_url or f"http://{server.host}:{server.port}"
     owners = {s.name: s.owner for s in aurora.cfg.services if s.owner}
     notifier = Notifier(cfg, aurora.engine, client_url=base_url)
-    bridge = Bridge(notifier.notify, aurora.incident_store.get, base_url, owners.get)
     service = aurora.incidents
+
+    def get_incident(iid: int) -> dict[str, Any] | None:  # with the runbooks the incident's API record lists
+        return with_runbooks(aurora.incident_store.get(iid), getattr(service, "runbooks_of", None))
+
+    bridge = Bridge(notifier.notify, get_incident, base_url, owners.get)
     service.on_ack = _chain(service.on_ack, lambda iid: bridge.handle("incident", {"id": iid, "change": "acked"}))
     service.on_resolve = _chain(service.on_resolve,
                                 lambda iid: bridge.handle("incident", {"id": iid, "change": "resolved"}))

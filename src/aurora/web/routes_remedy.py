@@ -1,4 +1,5 @@
-"""Remediation in the dashboard: an incident's actions panel, Approve / Reject, the Playbooks page, the kill switch.
+"""Remediation in the dashboard: an incident's actions panel, Approve / Reject, the Playbooks page, the kill switch,
+and the runbooks (read-only: the list and one runbook's Markdown, rendered safely, see ``aurora.web.runbooks``).
 
 Decisions go through ``RemedyEngine.approve`` / ``reject`` and the kill switch through ``ActionStore.set_paused``,
 as the API's do, so the guardrails, the audit log and the incident timeline are the same whichever way a
@@ -15,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from aurora.api.deps import get_aurora
 from aurora.errors import AuroraError
-from aurora.web import remedy
+from aurora.web import remedy, runbooks
 from aurora.web.auth import WebUser, require_user
 from aurora.web.forms import check_csrf, read_form
 from aurora.web.queries import data_now
@@ -123,3 +124,18 @@ async def pause(request: Request, user: WebUser = operator) -> Response:
 @router.post("/ui/remedy/resume")
 async def resume(request: Request, user: WebUser = operator) -> Response:
     return await _switch(request, user, False)
+
+
+# --- Runbooks (read-only) -------------------------------------------------------------------------
+@router.get("/ui/runbooks")
+async def runbooks_page(request: Request, user: WebUser = reader) -> Response:
+    return page(request, "runbooks.html", runbooks=runbooks.runbook_list(get_aurora(request)))
+
+
+@router.get("/ui/runbooks/{name}")
+async def runbook_page(request: Request, name: str, user: WebUser = reader) -> Response:
+    rb = await run_in_threadpool(runbooks.runbook_view, get_aurora(request), name)
+    if rb is None:
+        return page(request, "error.html", status=404, title="Runbook not found",
+                    message=f"No runbook named {name!r} is indexed. The runbooks page lists the ones Aurora has.")
+    return page(request, "runbook.html", rb=rb)
