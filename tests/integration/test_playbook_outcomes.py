@@ -26,7 +26,7 @@ from aurora.config import AuroraConfig
 from aurora.remedy.engine import RemedyEngine
 from aurora.remedy.executors import SimExecutor
 from aurora.remedy.playbook import Playbook
-from tests.integration.test_web_auth import _login
+from tests.integration.test_web_auth import _csrf, _login
 
 T0 = 1_700_000_000.0
 WORKED = {"verified"}
@@ -160,10 +160,14 @@ def test_the_api_rates_equal_the_counts(web: dict[str, Any]) -> None:
     assert got["rollback-deploy"]["errors"]["success_rate"] == pytest.approx(0.4)
 
 
+def _card(page: str, playbook: str) -> str:
+    start = page.index(f'id="pb-{playbook}"')
+    return page[start:page.index("</article>", start)]
+
+
 def _page_rows(page: str, playbook: str) -> dict[str, tuple[int, int, str]]:
     """The Success table of one playbook's card: kind -> (verified, failed, rate as shown)."""
-    start = page.index(f'id="pb-{playbook}"')
-    card = page[start:page.index("</article>", start)]
+    card = _card(page, playbook)
     rows = re.findall(r'<tr class="outcome" data-kind="([^"]*)"><td>[^<]*</td><td class="verified">(\d+)</td>'
                       r'<td class="failed">(\d+)</td><td class="rate">([^<]*)</td></tr>', card)
     return {html.unescape(kind): (int(v), int(f), rate) for kind, v, f, rate in rows}
@@ -193,3 +197,57 @@ def test_a_new_outcome_moves_the_rate(web: dict[str, Any]) -> None:
     assert (memory["verified"], memory["failed"], memory["success_rate"]) == (3, 2, 0.6)
     _login(c, web["token"])
     assert _page_rows(c.get("/ui/playbooks").text, "restart-leak")["memory"] == (3, 2, "60 %")
+
+
+def test_an_open_circuit_breaker_shows_on_the_api_and_an_operator_closes_it(tmp_path: Path) -> None:
+    cfg = AuroraConfig()
+    cfg.storage.data_dir = tmp_path / "data"
+    cfg.host_agent.enabled = False
+    aurora = Aurora(cfg)
+    aurora.open()
+    try:
+        incidents = {i: _incident(i) for i in (1, 2)}
+        pb = {**RESTART, "rollback": None}
+        aurora.remedy = RemedyEngine(aurora.actions, [Playbook.model_validate(pb)],
+                                     {"sim": SimExecutor(lambda kind, service, t: {"note": "ok"})},
+                                     incidents.get, Judge(incidents, set()), audit=aurora.record_audit)
+        for k, iid in enumerate((1, 2)):  # two fixes that do not work
+            aurora.remedy.offer({"id": iid, "change": "ranked", "status": "open"})
+            aurora.remedy.step(T0 + 1000 * k)
+            aurora.remedy.step(T0 + 1000 * k + 130)
+            incidents[iid]["status"] = "resolved"
+        reader = aurora.tokens.create("r", ["read"])[0]
+        operator = aurora.tokens.create("o", ["operate"])[0]
+        with TestClient(create_app(aurora, background=False), base_url="http://127.0.0.1") as c:
+            def breaker() -> dict[str, Any]:
+                r = c.get("/api/v1/playbooks", headers={"Authorization": f"Bearer {reader}"})
+                return {p["name"]: p["breaker"] for p in r.json()["playbooks"]}["restart-leak"]
+
+            assert breaker() == {"open": True, "failures": 2, "limit": 2, "until": T0 + 130 + 6 * 3600}
+            _login(c, reader)  # the Playbooks page shows it; a reader gets no button
+            card = _card(c.get("/ui/playbooks").text, "restart-leak")
+            assert 'class="pill critical">open</span> 2 failed fixes' in card and "reset-breaker" not in card
+            path = "/api/v1/playbooks/restart-leak/reset-breaker"
+            assert c.post(path, headers={"Authorization": f"Bearer {reader}"}).status_code == 403
+            r = c.post("/api/v1/playbooks/nope/reset-breaker", headers={"Authorization": f"Bearer {operator}"})
+            assert r.status_code == 404
+            r = c.post(path, headers={"Authorization": f"Bearer {operator}"})
+            assert r.status_code == 200 and r.json()["breaker"]["open"] is False, r.text
+            assert breaker()["open"] is False and breaker()["failures"] == 0
+            for k, iid in enumerate((3, 4)):  # two more failures, then an operator closes it on the page
+                incidents[iid] = _incident(iid)
+                aurora.remedy.offer({"id": iid, "change": "ranked", "status": "open"})
+                aurora.remedy.step(T0 + 5000 + 1000 * k)
+                aurora.remedy.step(T0 + 5000 + 1000 * k + 130)
+                incidents[iid]["status"] = "resolved"
+            assert breaker()["open"] is True
+            c.cookies.clear()
+            _login(c, operator)
+            page = c.get("/ui/playbooks").text
+            assert 'action="/ui/playbooks/restart-leak/reset-breaker"' in _card(page, "restart-leak")
+            r = c.post("/ui/playbooks/restart-leak/reset-breaker", data={"csrf": _csrf(page)}, follow_redirects=False)
+            assert r.status_code == 303, r.text
+            assert 'class="pill ok">closed</span>' in _card(c.get("/ui/playbooks").text, "restart-leak")
+            assert breaker()["open"] is False
+    finally:
+        aurora.close()

@@ -182,13 +182,13 @@ def test_api_pause_and_resume_need_the_operate_scope(world: World) -> None:
         assert r.status_code == 403 and "operate" in r.json()["message"]
     assert not _paused(w) and w.audit("remedy.pause") == []
     with w.api("operate") as c:
-        r = c.post("/api/v1/remedy/pause")
+        r = c.post("/api/v1/remedy/pause", json={"reason": "db migration"})
         assert r.status_code == 200 and r.json() == {"paused": True}
         state = c.get("/api/v1/remedy").json()
         assert state["paused"] is True and state["state"]["paused"]["updated_by"] == "t-operate"
     lines = _status_lines(w)  # the CLI tells who paused it through the API
     assert lines["paused"].startswith("yes") and lines["paused by"] == "t-operate (via api)"
-    assert lines["reason"] == "none given"
+    assert lines["reason"] == "db migration"
     with w.api("read") as c:
         assert c.post("/api/v1/remedy/resume").status_code == 403
     assert _paused(w)

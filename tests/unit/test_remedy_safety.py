@@ -120,3 +120,26 @@ def test_every_target_a_run_touches_is_busy_and_cools_down_not_only_its_first() 
         "web already has run #7 verifying (one at a time)"
     done = {**run, "status": "verified", "finished_at": T0 + 60}
     assert "web is cooling down" in str(guardrails.check(pb, ["web"], T0 + 100, [done], lim, paused=False))
+
+
+def test_an_open_circuit_breaker_is_visible_and_an_operator_can_close_it(store: ActionStore) -> None:
+    fleet, inc = Fleet(), Incidents()
+    pb = {**RESTART, "verify": {"settle_s": 30, "timeout_s": 120}, "guardrails": {"cooldown_s": 0, "max_per_hour": 10}}
+    incidents = {i: incident(i, service=f"svc{i}") for i in (1, 2, 3)}
+    eng, audit = make(store, [pb], incidents, fleet, inc)
+    for i, t in ((1, T0), (2, T0 + 1000)):
+        ranked(eng, i, t)
+        eng.step(t + 130)  # not recovered by timeout_s: failed
+        incidents[i] = {**incidents[i], "status": "resolved"}  # a person took over: no retry
+    b = eng.breaker("restart-leak")
+    assert (b.open, b.failures, b.limit) == (True, 2, 2)
+    assert b.until == T0 + 130 + 6 * 3600  # when the first failure leaves the 6 h window
+    ranked(eng, 3, T0 + 2000)
+    (refused,) = store.query(incident_id=3)
+    assert refused["status"] == "skipped" and "reset-breaker" in refused["reason"]
+    assert not eng.reset_breaker("restart-leak", "alice").open
+    assert any(actor == "alice" and action == "remedy.breaker_reset" for actor, action, _ in audit)
+    eng2, _ = make(store, [pb], incidents, fleet, inc)  # the reset is stored, not only remembered
+    assert not eng2.breaker("restart-leak").open
+    ranked(eng2, 3, T0 + 2100)
+    assert store.query(incident_id=3)[0]["status"] == "verifying"

@@ -40,8 +40,16 @@ async def list_playbooks(request: Request) -> dict[str, Any]:
         kinds = {kind: {**o, "success_rate": (o["verified"] / (o["verified"] + o["failed"]))
                         if o["verified"] + o["failed"] else None, "smoothed": success_rate(o)}
                  for (name, kind), o in outcomes.items() if name == pb.name}
-        out.append({**pb.model_dump(mode="json"), "summary": pb.summary(), "outcomes": kinds})
+        out.append({**pb.model_dump(mode="json"), "summary": pb.summary(), "outcomes": kinds,
+                    "breaker": engine.breaker(pb.name).as_dict()})
     return {"playbooks": out, "paused": engine.store.paused()}
+
+
+@router.post("/api/v1/playbooks/{name}/reset-breaker")
+async def reset_breaker(request: Request, name: str, who: Principal = Depends(require("operate"))) -> dict[str, Any]:
+    """Close a playbook's circuit breaker: its failed fixes so far no longer count (audited)."""
+    b = await run_in_threadpool(_engine(request).reset_breaker, name, who.name)
+    return {"playbook": name, "breaker": b.as_dict()}
 
 
 @router.get("/api/v1/actions", dependencies=read_scope)
@@ -84,11 +92,14 @@ async def remedy_state(request: Request) -> dict[str, Any]:
 
 
 @router.post("/api/v1/remedy/pause")
-async def pause(request: Request, who: Principal = Depends(require("operate"))) -> dict[str, Any]:
-    """The kill switch: no run starts until resumed (also `aurora remedy pause`)."""
+async def pause(request: Request, body: DecisionRequest | None = None,
+                who: Principal = Depends(require("operate"))) -> dict[str, Any]:
+    """The kill switch: no run starts until resumed (also `aurora remedy pause`). ``{"reason": ...}`` optional,
+    kept in the audit log and shown by `aurora remedy status`."""
     engine = _engine(request)
     await run_in_threadpool(engine.store.set_paused, True, who.name)
-    get_aurora(request).record_audit(who.name, "remedy.pause", "remediation", {})
+    reason = (body.reason or "").strip() if body else ""
+    get_aurora(request).record_audit(who.name, "remedy.pause", "remediation", {"reason": reason, "via": "api"})
     return {"paused": True}
 
 

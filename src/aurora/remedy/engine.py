@@ -93,6 +93,7 @@ class RemedyEngine:
         self.now: float | None = None
         self.history: list[dict[str, Any]] = store.query(limit=1000)  # newest first; the guardrails' memory
         self.decisions = 0
+        self.breaker_resets = store.breaker_resets()  # playbook -> when an operator last closed its breaker
         self._close_interrupted()
 
     def _close_interrupted(self) -> None:
@@ -213,7 +214,8 @@ class RemedyEngine:
             if chosen is not None:
                 reason = f"not chosen: {chosen['playbook']} ranks higher ({why})"
             else:
-                refused = guardrails.check(pb, targets, now, self.history, self.limits, self.store.paused())
+                refused = guardrails.check(pb, targets, now, self.history, self.limits, self.store.paused(),
+                                           self.breaker_resets.get(pb.name))
                 reason = None if refused is None else f"guardrail ({guardrails.kind_of(refused)}): {refused}"
             if reason is not None:
                 # recorded once per kind of refusal in a row (paused, then cooling down, then paused again: 3)
@@ -268,7 +270,7 @@ class RemedyEngine:
             pb = self._playbook(rec["playbook"])
             refused = None if pb is None else guardrails.check(
                 pb, [s["target"] for s in rec["steps"]], now, [h for h in self.history if h["id"] != action_id],
-                self.limits, self.store.paused())
+                self.limits, self.store.paused(), self.breaker_resets.get(pb.name))
             if pb is None:
                 refused = f"playbook {rec['playbook']} no longer exists"
             fields: dict[str, Any] = {"decided_at": now, "decided_by": who}
@@ -293,6 +295,29 @@ class RemedyEngine:
             self._set(rec, {"status": "rejected", "decided_at": now, "decided_by": who, "finished_at": now,
                             "reason": rec["reason"] + f"; rejected by {who}" + (f": {why}" if why else "")}, who)
             return rec
+
+    def breaker(self, name: str) -> guardrails.Breaker:
+        with self._lock:
+            now = self.now if self.now is not None else max(
+                (float(h.get("finished_at") or h["requested_at"]) for h in self.history), default=0.0)
+            return guardrails.breaker(name, now, self.history, self.limits, self.breaker_resets.get(name))
+
+    def reset_breaker(self, name: str, who: str) -> guardrails.Breaker:
+        """An operator closes a playbook's circuit breaker: the failures so far no longer count."""
+        with self._lock:
+            if self._playbook(name) is None:
+                raise NotFound(f"no playbook named {name!r}")
+            before = self.breaker(name)
+            at = self.now if self.now is not None else 0.0
+            self.store.reset_breaker(name, at, who)
+            self.breaker_resets[name] = at
+            if self.audit is not None:
+                try:
+                    self.audit(who, "remedy.breaker_reset", f"playbook:{name}",
+                               {"was_open": before.open, "failures": before.failures})
+                except Exception:
+                    log.exception("audit of the breaker reset failed")
+            return self.breaker(name)
 
     def _pending(self, action_id: int) -> dict[str, Any]:
         rec = next((h for h in self.history if h["id"] == action_id), None) or self.store.get(action_id)

@@ -47,10 +47,37 @@ def touched(run: dict[str, Any]) -> set[str]:
     return {run["target"], *(s["target"] for s in run.get("steps") or () if isinstance(s, dict) and "target" in s)}
 
 
+@dataclass(frozen=True)
+class Breaker:
+    """A playbook's circuit breaker: open while ``failures`` failed fixes in the window reach the limit."""
+
+    open: bool
+    failures: int
+    limit: int
+    until: float | None  # when it closes on its own (the oldest counted failure leaves the window)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"open": self.open, "failures": self.failures, "limit": self.limit, "until": self.until}
+
+
+def breaker(name: str, now: float, history: Sequence[dict[str, Any]], limits: Limits,
+            reset_at: float | None = None) -> Breaker:
+    """The breaker of playbook ``name``: its failed fixes in the last ``breaker_window_s`` (after an operator's
+    reset, if any)."""
+    ends = sorted(float(h.get("finished_at") or h["requested_at"]) for h in history
+                  if h["playbook"] == name and h["status"] in FAILURE)
+    counted = [t for t in ends if now - t < limits.breaker_window_s and (reset_at is None or t > reset_at)]
+    is_open = len(counted) >= limits.breaker_failures
+    # closes when so many have left the window that fewer than the limit remain
+    until = counted[len(counted) - limits.breaker_failures] + limits.breaker_window_s if is_open else None
+    return Breaker(is_open, len(counted), limits.breaker_failures, until)
+
+
 def check(pb: Playbook, targets: Sequence[str], now: float, history: Sequence[dict[str, Any]], limits: Limits,
-          paused: bool) -> str | None:
+          paused: bool, breaker_reset: float | None = None) -> str | None:
     """None when the run may go ahead; otherwise why not. ``history``: runs as stored (``target``,
-    ``playbook``, ``status``, ``dry_run``, ``executed_at``, ``finished_at``, ``requested_at``)."""
+    ``playbook``, ``status``, ``dry_run``, ``executed_at``, ``finished_at``, ``requested_at``);
+    ``breaker_reset``: when an operator last closed this playbook's circuit breaker."""
     if paused:
         return "remediation is paused (kill switch: aurora remedy resume to lift it)"
     if len(set(targets)) > pb.guardrails.max_targets:
@@ -72,9 +99,9 @@ def check(pb: Playbook, targets: Sequence[str], now: float, history: Sequence[di
     total = [h for h in executed if now - float(h["executed_at"]) < HOUR]
     if len(total) >= limits.max_actions_per_hour:
         return f"{len(total)} runs in the last hour across all targets (limit {limits.max_actions_per_hour})"
-    failed = [h for h in history if h["playbook"] == pb.name and h["status"] in FAILURE
-              and now - float(h.get("finished_at") or h["requested_at"]) < limits.breaker_window_s]
-    if len(failed) >= limits.breaker_failures:
-        return (f"circuit breaker open: playbook {pb.name} failed to fix {len(failed)} times in the last "
-                f"{limits.breaker_window_s / HOUR:.0f} h")
+    b = breaker(pb.name, now, history, limits, breaker_reset)
+    if b.open:
+        return (f"circuit breaker open: playbook {pb.name} failed to fix {b.failures} times in the last "
+                f"{limits.breaker_window_s / HOUR:.0f} h (it closes on its own, or: POST "
+                f"/api/v1/playbooks/{pb.name}/reset-breaker)")
     return None

@@ -100,11 +100,24 @@ class ActionStore:
         return value
 
     def set_paused(self, value: bool, by: str) -> None:
-        with self._lock, self._engine.begin() as conn:
-            conn.execute(remedy_state.delete().where(remedy_state.c.key == "paused"))
-            conn.execute(insert(remedy_state).values(key="paused", value="true" if value else "false",
-                                                     updated_at=time.time(), updated_by=by))
+        self._put("paused", "true" if value else "false", by)
         self._paused = None
+
+    def _put(self, key: str, value: str, by: str) -> None:
+        with self._lock, self._engine.begin() as conn:
+            conn.execute(remedy_state.delete().where(remedy_state.c.key == key))
+            conn.execute(insert(remedy_state).values(key=key, value=value, updated_at=time.time(), updated_by=by))
+
+    # --- circuit breaker resets ------------------------------------------------------------------
+    def breaker_resets(self) -> dict[str, float]:
+        """Playbook -> the event time an operator last closed its circuit breaker (failures before it no longer
+        count)."""
+        with self._engine.connect() as conn:
+            v = conn.execute(select(remedy_state.c.value).where(remedy_state.c.key == "breaker_resets")).scalar()
+        return {str(k): float(t) for k, t in json.loads(v).items()} if v else {}
+
+    def reset_breaker(self, playbook: str, at: float, by: str) -> None:
+        self._put("breaker_resets", json.dumps({**self.breaker_resets(), playbook: at}, sort_keys=True), by)
 
     def state(self) -> dict[str, Any]:
         with self._engine.connect() as conn:

@@ -96,7 +96,7 @@ def playbooks(aurora: Any, recent: int = 5) -> dict[str, Any] | None:
             n = o["verified"] + o["failed"]
             kinds.append({"kind": kind or "unknown", "verified": o["verified"], "failed": o["failed"],
                           "rate": o["verified"] / n if n else None, "smoothed": success_rate(o)})
-        out.append({"pb": pb, "summary": pb.summary(), "kinds": kinds,
+        out.append({"pb": pb, "summary": pb.summary(), "kinds": kinds, "breaker": eng.breaker(pb.name),
                     "runs": eng.store.query(playbook=pb.name, limit=recent)})
     state = eng.store.state().get("paused")
     return {"playbooks": out, "paused": eng.store.paused(), "paused_by": state["updated_by"] if state else None,

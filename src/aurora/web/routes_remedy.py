@@ -9,6 +9,7 @@ person acts. Every form post checks the session's CSRF token and redirects back 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -124,6 +125,19 @@ async def pause(request: Request, user: WebUser = operator) -> Response:
 @router.post("/ui/remedy/resume")
 async def resume(request: Request, user: WebUser = operator) -> Response:
     return await _switch(request, user, False)
+
+
+@router.post("/ui/playbooks/{name}/reset-breaker")
+async def reset_breaker(request: Request, name: str, user: WebUser = operator) -> Response:
+    got = await _remedy_form(request, user)
+    if isinstance(got, Response):
+        return got
+    _, _, eng = got
+    try:
+        await run_in_threadpool(eng.reset_breaker, name, user.principal.name)
+    except AuroraError as exc:
+        return page(request, "error.html", status=exc.status, title="Cannot close the breaker", message=str(exc))
+    return RedirectResponse(f"/ui/playbooks#pb-{quote(name)}", status_code=303, headers=SECURITY_HEADERS)
 
 
 # --- Runbooks (read-only) -------------------------------------------------------------------------
