@@ -50,6 +50,16 @@ def test_fixed_alone_becomes_one_fyi() -> None:
     assert w.sent[-1].title == "FYI: detected and fixed: cart memory up (restart cart)"
 
 
+def test_a_fix_of_one_of_several_causes_is_told_at_once() -> None:
+    """The incident stays open (another cause remains), so no mitigation would carry the news: the fix's own
+    message goes when it is verified."""
+    w = World()
+    action = {"id": 4, "incident_id": 5, "playbook": "restart-leaky", "mode": "auto", "dry_run": False,
+              "action": "restart", "target": "cart", "status": "verified", "decided_by": "aurora"}
+    w.bridge.handle("action", {**action, "change": "verified", "mitigates": False})
+    assert w.events() == ["action_done"] and w.sent[0].title.startswith("Fixed and verified")
+
+
 def test_a_person_involved_means_no_fyi() -> None:
     w = World()
     w.incidents[5]["acked_by"] = "ann"

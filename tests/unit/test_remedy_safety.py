@@ -143,3 +143,18 @@ def test_an_open_circuit_breaker_is_visible_and_an_operator_can_close_it(store: 
     assert not eng2.breaker("restart-leak").open
     ranked(eng2, 3, T0 + 2100)
     assert store.query(incident_id=3)[0]["status"] == "verifying"
+
+
+def test_the_verified_announcement_says_whether_the_incident_is_mitigated(store: ActionStore) -> None:
+    class OneOfTwoCauses(Incidents):
+        def recovery(self, iid: int, now: float, after: float | None = None,
+                     service: str | None = None) -> tuple[bool, str]:
+            return (True, "cart back") if service == "cart" else (False, "web still failing")
+
+    fleet, inc = Fleet(), OneOfTwoCauses()
+    events: list[dict[str, Any]] = []
+    eng, _ = make(store, [RESTART], {1: incident(1)}, fleet, inc, publish=lambda k, d: events.append(d))
+    ranked(eng, 1, T0)
+    eng.step(T0 + 60)
+    (verified,) = [d for d in events if d["change"] == "verified"]
+    assert verified["mitigates"] is False and inc.mitigated == []

@@ -74,8 +74,10 @@ class Bridge:
                 self._fixed[int(iid)] = dict(data)  # type: ignore[arg-type]
                 while len(self._fixed) > MAX_FIXED:
                     self._fixed.pop(next(iter(self._fixed)))
-                if automatic(data) and not data.get("dry_run") and not inc.get("acked_by"):
+                if (automatic(data) and not data.get("dry_run") and not inc.get("acked_by")
+                        and data.get("mitigates", True)):
                     out = []  # the FYI says it: now if the incident calmed down already, else when it does
+                # (a fix of one of several causes does not mitigate the incident: its own message goes now)
                 if fixed_alone(inc, data):  # the incident already calmed down before the verification finished
                     fyi = fixed_fyi(inc, data, **kw)
                     if fyi is not None:

@@ -409,10 +409,13 @@ class RemedyEngine:
             ok, why = (True, "no incident engine to ask") if self.incidents is None else self.incidents.recovery(
                 iid, now, float(rec["executed_at"]), rec["target"])
             if ok:
+                # the incident is mitigated only when all of it recovered (the fix may be of one of its causes);
+                # the announcement says which, so a notifier waiting for the mitigation knows whether one follows
+                whole = self.incidents is None or self.incidents.recovery(iid, now, float(rec["executed_at"]))[0]
                 self._set(rec, {"status": "verified", "finished_at": now,
-                                "reason": rec["reason"] + f"; verified {age:.0f} s after it ran: {why}"})
-                # the incident is mitigated only when all of it recovered (the fix may be of one of its causes)
-                if self.incidents is not None and self.incidents.recovery(iid, now, float(rec["executed_at"]))[0]:
+                                "reason": rec["reason"] + f"; verified {age:.0f} s after it ran: {why}"},
+                          event={"mitigates": whole})
+                if whole and self.incidents is not None:
                     self.incidents.mitigate(iid, now,
                                             f"{rec['playbook']} fixed it ({rec['action']} {rec['target']}), verified")
             elif age >= timeout:
@@ -446,13 +449,16 @@ class RemedyEngine:
                                 "reason": rec["reason"] + f"; no approval within {self.approval_timeout_s:.0f} s"})
 
     # --- bookkeeping -----------------------------------------------------------------------------
-    def _set(self, rec: dict[str, Any], fields: dict[str, Any], actor: str = "aurora") -> None:
+    def _set(self, rec: dict[str, Any], fields: dict[str, Any], actor: str = "aurora",
+             event: dict[str, Any] | None = None) -> None:
         rec.update(fields)
         self.store.update(int(rec["id"]), fields)
         if "status" in fields:
-            self._announce(rec, str(fields["status"]), actor)
+            self._announce(rec, str(fields["status"]), actor, event)
 
-    def _announce(self, rec: dict[str, Any], status: str, actor: str = "aurora") -> None:
+    def _announce(self, rec: dict[str, Any], status: str, actor: str = "aurora",
+                  event: dict[str, Any] | None = None) -> None:
+        """Audit, timeline and the live ``action`` event (with ``event``'s extra keys, e.g. ``mitigates``)."""
         self._audit(actor, f"remedy.{status}", int(rec["incident_id"]),
                     {"action_id": rec["id"], "playbook": rec["playbook"], "target": rec["target"],
                      "dry_run": rec["dry_run"], "reason": rec["reason"]})
@@ -465,7 +471,7 @@ class RemedyEngine:
                 "text": f"{rec['playbook']} ({rec['action']} {rec['target']}): {text} ({last})",
                 "actor": actor, "data": {"action_id": rec["id"], "status": status}}])
         if self.publish is not None:
-            self.publish("action", {**self._public(rec), "change": status})
+            self.publish("action", {**self._public(rec), "change": status, **(event or {})})
 
     def _audit(self, actor: str, action: str, incident_id: int, detail: dict[str, Any]) -> None:
         if self.audit is not None:
