@@ -3,14 +3,12 @@ verification, rollback and circuit breaker, every decision stored with its reaso
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from aurora.db.database import create_db_engine, migrate
 from aurora.errors import ConfigError, Conflict
 from aurora.remedy import guardrails
 from aurora.remedy.engine import RemedyEngine
@@ -61,14 +59,6 @@ class Incidents:
     def mitigate(self, iid: int, now: float, reason: str) -> bool:
         self.mitigated.append(iid)
         return True
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ActionStore]:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'a.db'}")
-    migrate(engine)
-    yield ActionStore(engine)
-    engine.dispose()
 
 
 def make(store: ActionStore, playbooks: list[dict[str, Any]], incidents: dict[int, dict[str, Any]],
