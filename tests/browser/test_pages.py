@@ -78,6 +78,13 @@ def test_services_models_playbooks(tab: Tab, demo: Demo) -> None:
     tab.shot("models")
     tab.go("/ui/playbooks")
     assert "rollback-bad-deployment" in tab.page.inner_text("main")
+    breakers = tab.page.locator("article.playbook dd.breaker")
+    assert breakers.count() == tab.page.locator("article.playbook").count() >= 5
+    assert all("closed" in breakers.nth(k).inner_text() for k in range(breakers.count()))  # no fix failed twice
+    tab.go("/ui/runbooks")
+    names = tab.page.locator("main a[href^='/ui/runbooks/']")
+    assert names.count() >= 2, tab.page.inner_text("main")  # the demo's runbooks, each linked
+    tab.shot("runbooks")
 
 
 def test_topology_graph(tab: Tab, demo: Demo) -> None:
