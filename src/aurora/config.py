@@ -296,4 +296,5 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     try:
         return AuroraConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("invalid configuration:\n" + format_errors(exc, lines, source, env_paths)) from exc
+        raise ConfigError("invalid configuration:\n" + format_errors(exc, lines, source, env_paths,
+                                                                           AuroraConfig)) from exc

@@ -22,7 +22,21 @@ def test_errors_name_key_and_line(tmp_path: Path) -> None:
         load_config(p, {})
     msg = str(exc.value)
     assert f"server.port: Input should be less than or equal to 65535 ({p}, line 2)" in msg
-    assert f"limits.bogus: Extra inputs are not permitted ({p}, line 5)" in msg
+    assert "limits.bogus: unknown key 'bogus' (this section takes: max_series_per_request," in msg
+    assert f"({p}, line 5)" in msg
+
+
+def test_a_misspelt_or_missing_key_gets_a_hint(tmp_path: Path) -> None:
+    p = tmp_path / "a.yaml"
+    p.write_text("servr:\n  port: 9000\nremediation:\n  playbooks:\n    - name: leak\n      stesp: []\n"
+                 "      match: {categroy: [memory]}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p, {})
+    msg = " ".join(str(exc.value).split())
+    assert "servr: unknown key 'servr'; did you mean 'server'?" in msg
+    assert "remediation.playbooks.0.stesp: unknown key 'stesp'; did you mean 'steps'?" in msg
+    assert "remediation.playbooks.0.match.categroy: unknown key 'categroy'; did you mean 'category'?" in msg
+    assert f"remediation.playbooks.0.steps: required key 'steps' is missing: add it ({p}, line 5)" in msg
 
 
 def test_nested_list_error_line(tmp_path: Path) -> None:
@@ -35,7 +49,7 @@ def test_nested_list_error_line(tmp_path: Path) -> None:
 def test_invalid_yaml_reports_position(tmp_path: Path) -> None:
     p = tmp_path / "a.yaml"
     p.write_text("server:\n  port: [1,\n")
-    with pytest.raises(ConfigError, match="invalid YAML at line"):
+    with pytest.raises(ConfigError, match=r"invalid YAML at line .*check that line's indentation"):
         load_config(p, {})
 
 

@@ -154,17 +154,21 @@ def load_playbook_dir(folder: Path) -> list[Playbook]:
 
 def load_playbook_file(path: Path) -> list[Playbook]:
     data, lines = read_yaml(path)
+    if data is None:
+        raise ConfigError(f"{path} is empty: write a playbook (name, match, steps) or a list of them, or remove it")
     items = data if isinstance(data, list) else [data]
     out = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ConfigError(f"{path}: a playbook must be a mapping (item {i})")
+            raise ConfigError(f"{path}: playbook #{i + 1} must be a mapping (name, match, steps, ...)")
         try:
             out.append(Playbook.model_validate(item))
         except ValidationError as exc:
             prefix = (i,) if isinstance(data, list) else ()
             shifted = {k[len(prefix):]: v for k, v in lines.items() if k[: len(prefix)] == prefix}
-            raise ConfigError(f"{path}: invalid playbook\n{format_errors(exc, shifted, str(path), {})}") from exc
+            which = repr(item["name"]) if isinstance(item.get("name"), str) else f"#{i + 1}"
+            raise ConfigError(f"{path}: invalid playbook {which}\n"
+                              f"{format_errors(exc, shifted, str(path), {}, Playbook)}") from exc
     return out
 
 
