@@ -43,8 +43,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import persim
-from ripser import ripser
 from scipy.optimize import linear_sum_assignment
 from scipy.special import stdtr
 
@@ -374,6 +372,9 @@ class HomologyAnalyzer:
         return pts / math.sqrt(pts.shape[1])
 
     def _diagrams(self, pts: np.ndarray) -> list[np.ndarray]:
+        from ripser import ripser  # here, not at the top: it costs seconds to import (scikit-learn, and persim
+        # matplotlib), and a server that never shows the homology view should not start that much slower
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ripser warns about clouds wider than long; irrelevant here
             dgms = ripser(pts, maxdim=self.config.maxdim)["dgms"]
@@ -387,6 +388,8 @@ class HomologyAnalyzer:
         if self.config.distance == "bottleneck":
             if len(a) == 0 and len(b) == 0:
                 return 0.0
+            import persim  # see _diagrams
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return float(persim.bottleneck(a, b))
