@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import Engine
 
 from aurora.config import PredictionConfig, PredictionLimit, ServiceConfig
 from aurora.db.database import create_db_engine, migrate
@@ -29,11 +30,8 @@ WEB = {"service": "web", "instance": "web:1"}
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[PredictionStore]:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'p.db'}")
-    migrate(engine)
-    yield PredictionStore(engine)
-    engine.dispose()
+def store(sqlite_engine: Engine) -> PredictionStore:
+    return PredictionStore(sqlite_engine)
 
 
 class Recorder:
