@@ -39,6 +39,8 @@ def test_a_run_interrupted_by_a_stop_ends_inconclusive_and_frees_its_target(stor
     events: list[tuple[str, dict[str, Any]]] = []
     eng2, _ = make(store, [{**RESTART, "guardrails": {"cooldown_s": 0, "max_per_hour": 5}}],
                        {1: incident(1), 2: incident(2)}, fleet, inc, publish=lambda k, d: events.append((k, d)))
+    assert events == []  # told at the first step, once the notifier listens, not while the server is built
+    eng2.step(T0 + 100)
     got = store.get(a["id"])
     assert got is not None and got["status"] == "inconclusive" and "interrupted" in got["reason"]
     assert any(d.get("change") == "escalated" and "check cart" in d["why"] for _, d in events)

@@ -94,7 +94,8 @@ class RemedyEngine:
         self.history: list[dict[str, Any]] = store.query(limit=1000)  # newest first; the guardrails' memory
         self.decisions = 0
         self.breaker_resets = store.breaker_resets()  # playbook -> when an operator last closed its breaker
-        self._close_interrupted()
+        # closed at the first step, not here: its escalation must reach the notifier, which subscribes later
+        self._interrupted_pending = True
 
     def _close_interrupted(self) -> None:
         """A run stored as running belongs to a process that stopped while its steps ran (this one has not
@@ -128,6 +129,9 @@ class RemedyEngine:
         with self._lock:
             now = now if self.now is None else max(now, self.now)
             self.now = now
+            if self._interrupted_pending:
+                self._interrupted_pending = False
+                self._close_interrupted()
             due = [iid for iid, at in self._watch.items() if at <= now and iid not in queued]
             for iid in queued + due:
                 inc = self.get_incident(iid)
