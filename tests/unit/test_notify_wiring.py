@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aurora.notify.message import Notification
-from aurora.notify.wiring import Bridge
+from aurora.notify.wiring import Bridge, verified_fix
+from aurora.remedy.store import ActionStore
 
 INC: dict[str, Any] = {"id": 5, "title": "cart memory up", "status": "open", "severity": "critical",
                        "opened_at": 100.0, "updated_at": 160.0, "services": ["cart"], "root_causes": [],
@@ -48,6 +49,30 @@ def test_fixed_alone_becomes_one_fyi() -> None:
     w.bridge.handle("incident", {"id": 5, "change": "mitigated"})
     assert w.events() == ["incident_opened", "fixed_fyi"]
     assert w.sent[-1].title == "FYI: detected and fixed: cart memory up (restart cart)"
+
+
+def test_the_fyi_survives_a_restart_between_the_fix_and_the_mitigation(store: ActionStore) -> None:
+    """The fix was verified by the process before a restart; the new process's bridge never saw its event and
+    finds it in the action store when the incident calms down."""
+    run = {"incident_id": 5, "playbook": "restart-leaky", "incident_kind": "memory", "mode": "auto",
+           "dry_run": False, "action": "restart", "executor": "sim", "target": "cart", "steps": [],
+           "status": "verified", "reason": "", "requested_at": 150.0, "decided_at": 150.0, "decided_by": "aurora",
+           "executed_at": 150.0, "finished_at": 200.0, "output": "restarted"}
+    store.add({**run, "status": "verification_failed", "target": "db"})
+    store.add(run)
+    store.add({**run, "incident_id": 6, "target": "other"})
+    w = World()
+    w.bridge = Bridge(w.sent.append, w.incidents.get, "http://aurora.test",
+                      fixed_by=lambda iid: verified_fix(store, iid))
+    w.incidents[5].update(status="mitigated", mitigated_at=400.0)
+    w.bridge.handle("incident", {"id": 5, "change": "mitigated"})
+    assert w.events() == ["fixed_fyi"]
+    assert w.sent[0].title == "FYI: detected and fixed: cart memory up (restart cart)"
+    assert "Action output: restarted" in w.sent[0].text
+    # an incident no automatic fix verified gets the plain mitigation message
+    w.incidents[7] = {**INC, "id": 7, "status": "mitigated"}
+    w.bridge.handle("incident", {"id": 7, "change": "mitigated"})
+    assert w.events() == ["fixed_fyi", "incident_mitigated"]
 
 
 def test_a_fix_of_one_of_several_causes_is_told_at_once() -> None:

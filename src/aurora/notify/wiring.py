@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from aurora.app import Aurora
     from aurora.bus import EventBus
     from aurora.notify.dispatcher import Notifier
+    from aurora.remedy.store import ActionStore
 
 log = logging.getLogger(__name__)
 INCIDENT_EVENTS = {"opened": "incident_opened", "reopened": "incident_opened", "ranked": "incident_updated",
@@ -42,12 +43,21 @@ class Bridge:
     """Translates bus events into notifications (``translate`` is pure but for reading the incident)."""
 
     def __init__(self, notify: Callable[[Notification], None], get_incident: Callable[[int], dict[str, Any] | None],
-                 base_url: str | None = None, team_of: TeamOf | None = None) -> None:
+                 base_url: str | None = None, team_of: TeamOf | None = None,
+                 fixed_by: Callable[[int], dict[str, Any] | None] | None = None) -> None:
         self.notify = notify
         self.get_incident = get_incident
         self.base_url = base_url
         self.team_of: TeamOf = team_of or (lambda _: None)
         self._fixed: dict[int, dict[str, Any]] = {}  # incident id -> the automatic action that fixed it
+        # ... and where to look when this process did not see the fix (Aurora restarted in between)
+        self.fixed_by = fixed_by
+
+    def _fix_of(self, incident_id: int) -> dict[str, Any] | None:
+        action = self._fixed.get(incident_id)
+        if action is None and self.fixed_by is not None:
+            action = self.fixed_by(incident_id)
+        return action
 
     def translate(self, kind: str, data: dict[str, Any]) -> list[Notification]:
         kw: dict[str, Any] = {"base_url": self.base_url, "team_of": self.team_of}
@@ -57,8 +67,8 @@ class Bridge:
             inc = self.get_incident(int(data["id"])) if event else None
             if inc is None or event is None:
                 return []
-            action = self._fixed.get(int(inc["id"]))
-            if event == "incident_mitigated" and action is not None:
+            action = self._fix_of(int(inc["id"])) if event == "incident_mitigated" else None
+            if action is not None:
                 fyi = fixed_fyi(inc, action, **kw)
                 if fyi is not None:
                     return [fyi]
@@ -129,6 +139,12 @@ def with_runbooks(inc: dict[str, Any] | None, runbooks_of: Callable[[dict[str, A
     return inc
 
 
+def verified_fix(actions: ActionStore, incident_id: int) -> dict[str, Any] | None:
+    """The newest verified remediation run of the incident, from the action store (None when there is none)."""
+    runs = actions.query(incident_id=incident_id, status="verified", limit=1)
+    return runs[0] if runs else None
+
+
 def attach(aurora: Aurora) -> Notifier | None:
     """Build the notifier for ``aurora`` and register it to run with the server; None when no channel is
     configured. Call at the end of ``Aurora.__init__`` (after the incident service's hooks are set)."""
@@ -146,7 +162,8 @@ def attach(aurora: Aurora) -> Notifier | None:
     def get_incident(iid: int) -> dict[str, Any] | None:  # with the runbooks the incident's API record lists
         return with_runbooks(aurora.incident_store.get(iid), getattr(service, "runbooks_of", None))
 
-    bridge = Bridge(notifier.notify, get_incident, base_url, owners.get)
+    bridge = Bridge(notifier.notify, get_incident, base_url, owners.get,
+                    fixed_by=lambda iid: verified_fix(aurora.actions, iid))
     service.on_ack = _chain(service.on_ack, lambda iid: bridge.handle("incident", {"id": iid, "change": "acked"}))
     service.on_resolve = _chain(service.on_resolve,
                                 lambda iid: bridge.handle("incident", {"id": iid, "change": "resolved"}))
