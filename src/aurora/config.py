@@ -61,6 +61,9 @@ class LimitsConfig(Section):
     max_metric_name_length: int = Field(255, ge=1)
     max_series_per_metric: int = Field(100_000, ge=1, description="cardinality limit per metric name")
     max_future_s: float = Field(600, ge=0, description="reject samples this far ahead of the wall clock")
+    min_time_s: float = Field(946_684_800, ge=0, description=(
+        "reject samples and change events before this unix time (2000-01-01 by default): an earlier one is "
+        "nearly always seconds sent where milliseconds were meant, or a zero timestamp"))
     non_finite: Literal["reject", "drop", "store"] = Field(
         "store", description="NaN/Inf values: store them (Prometheus semantics), drop them, or reject"
     )

@@ -166,7 +166,14 @@ def test_the_data_clock_refuses_far_future_samples_too(tmp_path) -> None:
             assert r.status_code == 400, r.text
             r = c.post("/api/v1/events", json={"events": [{"kind": "deployment", "service": "cart", "time": future}]})
             assert r.status_code == 400, r.text
+            # seconds sent as remote_write milliseconds: January 1970, before the floor (limits.min_time_s)
+            r = c.post("/api/v1/write", content=one_sample("m", int(T0)),
+                       headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"})
+            assert r.status_code == 400 and "1970-01-" in r.json()["message"], r.text
+            r = c.post("/api/v1/events", json={"events": [{"kind": "deployment", "service": "cart", "time": 5}]})
+            assert r.status_code == 400 and "min_time_s" in r.json()["message"], r.text
             assert c.get("/api/v1/status").json()["storage"]["series"] == 0
+            assert c.get("/api/v1/events").json()["events"] == []
     finally:
         srv.stop()
 

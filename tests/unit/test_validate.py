@@ -12,12 +12,13 @@ from aurora.ingest.validate import validate_batch
 from aurora.model import BatchBuilder, SeriesBatch
 
 NOW = 1_700_000_000.0
+BASE_MS = int(NOW * 1000) - 3_600_000  # the tests' timestamps are milliseconds after this (an hour ago)
 
 
-def batch(*series: tuple[str, dict[str, str], list[int], list[float]]) -> SeriesBatch:
+def batch(*series: tuple[str, dict[str, str], list[int], list[float]], base: int = BASE_MS) -> SeriesBatch:
     b = BatchBuilder()
     for m, lab, ts, vals in series:
-        b.add(m, lab, ts, vals)
+        b.add(m, lab, [base + t for t in ts], vals)
     return b.build()
 
 
@@ -53,11 +54,27 @@ def test_order_within_series_but_not_across() -> None:
         validate_batch(batch(("a", {}, [2000, 2000], [1.0, 2.0])), LimitsConfig(), clock())
 
 
-def test_future_limit_only_in_wall_mode() -> None:
+def test_future_limit_on_either_clock() -> None:
+    """Ahead of the wall clock is refused on the data clock too (a replay is never ahead of it)."""
     future = int((NOW + 3600) * 1000)
     with pytest.raises(BadInput, match="in the future"):
-        validate_batch(batch(("m", {}, [future], [1.0])), LimitsConfig(), clock())
-    validate_batch(batch(("m", {}, [future], [1.0])), LimitsConfig(), EventClock("data"))
+        validate_batch(batch(("m", {}, [future], [1.0]), base=0), LimitsConfig(), clock())
+    with pytest.raises(BadInput, match="in the future"):
+        validate_batch(batch(("m", {}, [future], [1.0]), base=0), LimitsConfig(), EventClock("data", wall=lambda: NOW))
+    validate_batch(batch(("m", {}, [future - 3_600_000], [1.0]), base=0), LimitsConfig(), EventClock("data"))
+
+
+def test_timestamps_before_the_floor_are_refused() -> None:
+    """Seconds sent as remote_write milliseconds (1.7e9 ms = 20 January 1970), or a zero timestamp."""
+    seconds_as_ms = int(NOW)
+    wrong_unit = batch(("ok", {}, [BASE_MS], [1.0]), ("m", {"a": "1"}, [seconds_as_ms], [1.0]), base=0)
+    with pytest.raises(BadInput, match=r"m\{a=\"1\"\} at 1700000.000 \(1970-01-20T.*before 2000-01-01T.*min_time_s"):
+        validate_batch(wrong_unit, LimitsConfig(), clock())
+    with pytest.raises(BadInput, match="min_time_s"):
+        validate_batch(batch(("m", {}, [0], [1.0]), base=0), LimitsConfig(), EventClock("data"))
+    # a replay of 2014 data passes; an operator can lower the floor for older archives
+    validate_batch(batch(("m", {}, [1_400_000_000_000], [1.0]), base=0), LimitsConfig(), EventClock("data"))
+    validate_batch(batch(("m", {}, [seconds_as_ms], [1.0]), base=0), LimitsConfig(min_time_s=0), clock())
 
 
 def test_request_size_limits() -> None:

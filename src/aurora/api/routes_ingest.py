@@ -99,7 +99,8 @@ async def otlp_metrics(request: Request) -> Response:
 @router.post("/api/v1/events", dependencies=[Depends(require("ingest"))])
 async def post_events(request: Request) -> dict[str, Any]:
     aurora = get_aurora(request)
-    evs = parse_events(await _json_body(request), aurora.clock, aurora.cfg.limits.max_future_s)
+    evs = parse_events(await _json_body(request), aurora.clock, aurora.cfg.limits.max_future_s,
+                       aurora.cfg.limits.min_time_s)
     ids = await run_in_threadpool(aurora.add_events, evs)
     return {"accepted": len(ids), "ids": ids}
 

@@ -28,7 +28,7 @@ class ChangeEvent:
     attributes: dict[str, Any]
 
 
-def parse_events(body: Any, clock: EventClock, max_future_s: float) -> list[ChangeEvent]:
+def parse_events(body: Any, clock: EventClock, max_future_s: float, min_time_s: float = 0.0) -> list[ChangeEvent]:
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise BadInput('body must be a JSON object {"events": [{"kind", "service", "time", "attributes"}, ...]}')
     items = body["events"]
@@ -53,6 +53,8 @@ def parse_events(body: Any, clock: EventClock, max_future_s: float) -> list[Chan
             raise BadInput(f"{where}.time must be unix seconds (a number), got {t!r}")
         if t > clock.wall_ms() / 1000 + max_future_s:  # on the data clock too (see ingest.validate)
             raise BadInput(f"{where}.time {t} is more than {max_future_s:.0f} s in the future")
+        if t < min_time_s:
+            raise BadInput(f"{where}.time {t} is before {min_time_s:.0f} (limits.min_time_s); times are unix seconds")
         attrs = ev.get("attributes", {})
         if not isinstance(attrs, dict):
             raise BadInput(f"{where}.attributes must be an object")

@@ -6,6 +6,8 @@ store; this module checks what the batch alone can tell: sizes, names, label syn
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from aurora.clock import EventClock
@@ -75,6 +77,11 @@ def drop_empty(batch: SeriesBatch, known_ids: np.ndarray) -> tuple[SeriesBatch, 
                         batch.values), known_ids[keep])
 
 
+def _when(ts_ms: int) -> str:
+    """The date a millisecond timestamp means, for messages about a wrong unit."""
+    return dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _fmt_ts(ts_ms: int) -> str:
     return f"{ts_ms / 1000:.3f}"
 
@@ -110,8 +117,15 @@ def validate_batch(batch: SeriesBatch, limits: LimitsConfig, clock: EventClock,
                 f"samples of {series_key(batch.metrics[i], batch.labels[i])} are not in increasing time order "
                 f"at {_fmt_ts(int(ts[j]))} then {_fmt_ts(int(ts[j + 1]))}; sort them and send each timestamp once",
                 series_index=i)
-    if ts.min() < 0:
-        raise BadInput(f"timestamp {_fmt_ts(int(ts.min()))} is before 1970; timestamps are unix time")
+    if int(ts.min()) < int(limits.min_time_s * 1000):
+        j = int(np.argmin(ts))
+        i = int(series_of[j])
+        raise BadInput(
+            f"sample of {series_key(batch.metrics[i], batch.labels[i])} at {_fmt_ts(int(ts[j]))} "
+            f"({_when(int(ts[j]))}) is before "
+            f"{_when(int(limits.min_time_s * 1000))} (limits.min_time_s). Timestamps are unix time: seconds "
+            "in JSON, milliseconds in remote_write (seconds sent as milliseconds land in January 1970)",
+            series_index=i)
     # On the data clock too: no sender is ahead of the wall clock (a replay or the simulator never is), and one
     # far-future sample would move event time, and every cooldown and verification with it, forward for good.
     horizon = clock.wall_ms() + int(limits.max_future_s * 1000)
