@@ -106,20 +106,30 @@ def test_guardrails_refuse_with_reasons() -> None:
     lim = guardrails.Limits(max_actions_per_hour=3, breaker_failures=2)
     ran = {"id": 1, "target": "cart", "playbook": pb.name, "status": "verified", "dry_run": False,
            "executed_at": T0, "requested_at": T0, "finished_at": T0 + 60}
-    assert guardrails.check(pb, ["cart"], T0, [], lim, paused=True).startswith("remediation is paused")
-    assert "cooling down" in str(guardrails.check(pb, ["cart"], T0 + 300, [ran], lim, False))
-    assert guardrails.check(pb, ["cart"], T0 + 700, [ran], lim, False) is None
-    assert "2 runs in the last hour" in str(guardrails.check(pb, ["cart"], T0 + 1300, [ran, {**ran, "id": 2,
-                                                             "executed_at": T0 + 650}], lim, False))
+
+    def refused(targets: list[str], now: float, history: list[dict[str, Any]], paused: bool = False
+                ) -> tuple[str, str] | None:
+        r = guardrails.check(pb, targets, now, history, lim, paused)
+        return None if r is None else (r.kind, r.text)
+
+    assert refused(["cart"], T0, [], paused=True) == (
+        "paused", "remediation is paused (kill switch: aurora remedy resume to lift it)")
+    assert refused(["cart"], T0 + 300, [ran]) == (
+        "cooldown", "cart is cooling down: last run 300 s ago, cooldown 600 s")
+    assert refused(["cart"], T0 + 700, [ran]) is None
+    assert refused(["cart"], T0 + 1300, [ran, {**ran, "id": 2, "executed_at": T0 + 650}]) == (
+        "rate", "cart had 2 runs in the last hour (limit 2)")
     busy = {**ran, "status": "verifying"}
-    assert "one at a time" in str(guardrails.check(pb, ["cart"], T0 + 5000, [busy], lim, False))
-    assert "blast radius" in str(guardrails.check(pb, ["cart", "web"], T0, [], lim, False))
+    assert refused(["cart"], T0 + 5000, [busy]) == ("busy", "cart already has run #1 verifying (one at a time)")
+    assert refused(["cart", "web"], T0, []) == (
+        "blast radius", "blast radius: the run touches 2 targets, the playbook allows 1")
     failed = [{**ran, "id": i, "target": f"s{i}", "status": "verification_failed"} for i in (3, 4)]
-    assert "circuit breaker open" in str(guardrails.check(pb, ["cart"], T0 + 5000, failed, lim, False))
+    kind, text = refused(["cart"], T0 + 5000, failed) or ("", "")
+    assert kind == "breaker" and text.startswith(f"circuit breaker open: playbook {pb.name} failed to fix 2 times")
     dry = {**ran, "dry_run": True}
-    assert guardrails.check(pb, ["cart"], T0 + 10, [dry], lim, False) is None  # a dry run changes nothing
+    assert refused(["cart"], T0 + 10, [dry]) is None  # a dry run changes nothing
     everywhere = [{**ran, "id": i, "target": f"x{i}", "executed_at": T0 + i} for i in range(3)]
-    assert "across all targets" in str(guardrails.check(pb, ["cart"], T0 + 100, everywhere, lim, False))
+    assert refused(["cart"], T0 + 100, everywhere) == ("rate", "3 runs in the last hour across all targets (limit 3)")
 
 
 def test_an_auto_playbook_runs_is_verified_and_mitigates(store: ActionStore) -> None:

@@ -118,8 +118,8 @@ def test_every_target_a_run_touches_is_busy_and_cools_down_not_only_its_first() 
     run = {"id": 7, "target": "cart", "playbook": "restart-leak", "status": "verifying", "dry_run": False,
            "requested_at": T0, "executed_at": T0, "finished_at": None,
            "steps": [{"action": "restart", "target": "cart"}, {"action": "restart", "target": "web"}]}
-    assert guardrails.check(pb, ["web"], T0 + 10, [run], lim, paused=False) == \
-        "web already has run #7 verifying (one at a time)"
+    assert guardrails.check(pb, ["web"], T0 + 10, [run], lim, paused=False) == (
+        "busy", "web already has run #7 verifying (one at a time)")
     done = {**run, "status": "verified", "finished_at": T0 + 60}
     assert "web is cooling down" in str(guardrails.check(pb, ["web"], T0 + 100, [done], lim, paused=False))
 

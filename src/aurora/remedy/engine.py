@@ -220,7 +220,7 @@ class RemedyEngine:
             else:
                 refused = guardrails.check(pb, targets, now, self.history, self.limits, self.store.paused(),
                                            self.breaker_resets.get(pb.name))
-                reason = None if refused is None else f"guardrail ({guardrails.kind_of(refused)}): {refused}"
+                reason = None if refused is None else f"guardrail ({refused.kind}): {refused.text}"
             if reason is not None:
                 # recorded once per kind of refusal in a row (paused, then cooling down, then paused again: 3)
                 if not before or before[0]["reason"].split(":")[0] != reason.split(":")[0]:
@@ -272,11 +272,11 @@ class RemedyEngine:
             rec = self._pending(action_id)
             now = self.now if self.now is not None else float(rec["requested_at"])
             pb = self._playbook(rec["playbook"])
-            refused = None if pb is None else guardrails.check(
+            refusal = None if pb is None else guardrails.check(
                 pb, [s["target"] for s in rec["steps"]], now, [h for h in self.history if h["id"] != action_id],
                 self.limits, self.store.paused(), self.breaker_resets.get(pb.name))
-            if pb is None:
-                refused = f"playbook {rec['playbook']} no longer exists"
+            refused = f"playbook {rec['playbook']} no longer exists" if pb is None else (
+                None if refusal is None else refusal.text)
             fields: dict[str, Any] = {"decided_at": now, "decided_by": who}
             if refused is not None:
                 self._set(rec, {**fields, "status": "skipped", "finished_at": now,

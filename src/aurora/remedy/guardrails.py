@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aurora.remedy.playbook import Playbook
 from aurora.remedy.store import FAILURE
@@ -26,20 +26,18 @@ class Limits:
     breaker_window_s: float = 6 * HOUR
 
 
-#: A refusal's kind, by the words it starts with (the rest holds figures that change at every look).
-KINDS = (("remediation is paused", "paused"), ("blast radius", "blast radius"), ("circuit breaker", "breaker"))
+KINDS = ("paused", "blast radius", "busy", "cooldown", "rate", "breaker")
 
 
-def kind_of(refusal: str) -> str:
-    """What kind of refusal ``check`` returned: paused, blast radius, busy, cooldown, rate or breaker."""
-    for start, kind in KINDS:
-        if refusal.startswith(start):
-            return kind
-    if "(one at a time)" in refusal:
-        return "busy"
-    if "is cooling down" in refusal:
-        return "cooldown"
-    return "rate"
+class Refusal(NamedTuple):
+    """Why ``check`` refused a run: its ``kind`` (one of KINDS, stable: the engine records each new kind once)
+    and the ``text`` people read (with figures that change at every look)."""
+
+    kind: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def touched(run: dict[str, Any]) -> set[str]:
@@ -74,34 +72,37 @@ def breaker(name: str, now: float, history: Sequence[dict[str, Any]], limits: Li
 
 
 def check(pb: Playbook, targets: Sequence[str], now: float, history: Sequence[dict[str, Any]], limits: Limits,
-          paused: bool, breaker_reset: float | None = None) -> str | None:
+          paused: bool, breaker_reset: float | None = None) -> Refusal | None:
     """None when the run may go ahead; otherwise why not. ``history``: runs as stored (``target``,
     ``playbook``, ``status``, ``dry_run``, ``executed_at``, ``finished_at``, ``requested_at``);
     ``breaker_reset``: when an operator last closed this playbook's circuit breaker."""
     if paused:
-        return "remediation is paused (kill switch: aurora remedy resume to lift it)"
+        return Refusal("paused", "remediation is paused (kill switch: aurora remedy resume to lift it)")
     if len(set(targets)) > pb.guardrails.max_targets:
-        return (f"blast radius: the run touches {len(set(targets))} targets, the playbook allows "
-                f"{pb.guardrails.max_targets}")
+        return Refusal("blast radius", f"blast radius: the run touches {len(set(targets))} targets, the playbook "
+                                       f"allows {pb.guardrails.max_targets}")
     executed = [h for h in history if not h.get("dry_run") and h.get("executed_at") is not None]
     for target in set(targets):
         busy = [h for h in history if target in touched(h) and h["status"] in IN_FLIGHT]
         if busy:
-            return f"{target} already has run #{busy[0]['id']} {busy[0]['status'].replace('_', ' ')} (one at a time)"
+            return Refusal("busy", f"{target} already has run #{busy[0]['id']} "
+                                   f"{busy[0]['status'].replace('_', ' ')} (one at a time)")
         mine = [h for h in executed if target in touched(h)]
         last = max((float(h["executed_at"]) for h in mine), default=None)
         if last is not None and now - last < pb.guardrails.cooldown_s:
-            return (f"{target} is cooling down: last run {now - last:.0f} s ago, cooldown "
-                    f"{pb.guardrails.cooldown_s:.0f} s")
+            return Refusal("cooldown", f"{target} is cooling down: last run {now - last:.0f} s ago, cooldown "
+                                       f"{pb.guardrails.cooldown_s:.0f} s")
         hour = [h for h in mine if now - float(h["executed_at"]) < HOUR]
         if len(hour) >= pb.guardrails.max_per_hour:
-            return f"{target} had {len(hour)} runs in the last hour (limit {pb.guardrails.max_per_hour})"
+            return Refusal("rate", f"{target} had {len(hour)} runs in the last hour (limit "
+                                   f"{pb.guardrails.max_per_hour})")
     total = [h for h in executed if now - float(h["executed_at"]) < HOUR]
     if len(total) >= limits.max_actions_per_hour:
-        return f"{len(total)} runs in the last hour across all targets (limit {limits.max_actions_per_hour})"
+        return Refusal("rate", f"{len(total)} runs in the last hour across all targets (limit "
+                               f"{limits.max_actions_per_hour})")
     b = breaker(pb.name, now, history, limits, breaker_reset)
     if b.open:
-        return (f"circuit breaker open: playbook {pb.name} failed to fix {b.failures} times in the last "
-                f"{limits.breaker_window_s / HOUR:.0f} h (it closes on its own, or: POST "
-                f"/api/v1/playbooks/{pb.name}/reset-breaker)")
+        return Refusal("breaker", f"circuit breaker open: playbook {pb.name} failed to fix {b.failures} times in "
+                                  f"the last {limits.breaker_window_s / HOUR:.0f} h (it closes on its own, or: POST "
+                                  f"/api/v1/playbooks/{pb.name}/reset-breaker)")
     return None
