@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import string
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 from aurora.errors import ConfigError
 from aurora.remedy.config import RemediationConfig
 from aurora.remedy.executors.kubernetes import MAX_REPLICAS
-from aurora.remedy.playbook import Playbook, Step, check_unique, load_playbook_dir
+from aurora.remedy.playbook import Playbook, Step, check_unique, load_playbook_dir, template_fields
 
 
 def load_playbooks(r: RemediationConfig, environ: Mapping[str, str] | None = None) -> list[Playbook]:
@@ -55,7 +54,7 @@ def problems(r: RemediationConfig, playbooks: list[Playbook], environ: Mapping[s
 
 
 def _literal(template: str) -> bool:
-    return all(name is None for _, name, _, _ in string.Formatter().parse(template))
+    return not template_fields(template)
 
 
 def _allowed(value: str, allow: list[str], key: str, what: str) -> str | None:

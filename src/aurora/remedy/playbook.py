@@ -42,11 +42,16 @@ PARAM_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+def template_fields(template: str) -> list[str]:
+    """The ``{field}`` names a step template fills in (ValueError when it is not a valid template)."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
 def template_error(template: str, fields: tuple[str, ...]) -> str | None:
     """Why ``template`` cannot be filled from ``fields`` (None: it can). Checked when a playbook is loaded, so
     a typo is a configuration error rather than a run that fails when an incident needs it."""
     try:
-        names = [name for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+        names = template_fields(template)
     except ValueError as exc:
         return f"{template!r} is not a valid template ({exc}); write a literal brace as {{{{ or }}}}"
     unknown = [n for n in names if n not in fields]
