@@ -26,7 +26,7 @@ import math
 import time as _time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -70,8 +70,10 @@ class Notification:
         return self.services[0] if self.services else None
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # shallow (dataclasses.asdict deep-copies every field: a sixth of the sender's time in a burst)
+        d = {name: getattr(self, name) for name in self.__dataclass_fields__}
         d["services"] = list(self.services)
+        d["fields"] = dict(self.fields)
         return d
 
     @classmethod
