@@ -86,6 +86,13 @@ def _fmt_ts(ts_ms: int) -> str:
     return f"{ts_ms / 1000:.3f}"
 
 
+def _bad_sample(batch: SeriesBatch, series_of: np.ndarray, j: int, why: str) -> BadInput:
+    """"sample of <series> at <time> <why>", for the sample at flat index ``j``."""
+    i = int(series_of[j])
+    return BadInput(f"sample of {series_key(batch.metrics[i], batch.labels[i])} at {_fmt_ts(int(batch.ts_ms[j]))} "
+                    f"{why}", series_index=i)
+
+
 def validate_batch(batch: SeriesBatch, limits: LimitsConfig, clock: EventClock,
                    known_ids: np.ndarray | None = None) -> SeriesBatch:
     """Return the batch to store (non-finite values dropped when so configured) or raise a 4xx error.
@@ -119,24 +126,19 @@ def validate_batch(batch: SeriesBatch, limits: LimitsConfig, clock: EventClock,
                 series_index=i)
     if int(ts.min()) < int(limits.min_time_s * 1000):
         j = int(np.argmin(ts))
-        i = int(series_of[j])
-        raise BadInput(
-            f"sample of {series_key(batch.metrics[i], batch.labels[i])} at {_fmt_ts(int(ts[j]))} "
-            f"({_when(int(ts[j]))}) is before "
-            f"{_when(int(limits.min_time_s * 1000))} (limits.min_time_s). Timestamps are unix time: seconds "
-            "in JSON, milliseconds in remote_write (seconds sent as milliseconds land in January 1970)",
-            series_index=i)
+        raise _bad_sample(batch, series_of, j, (
+            f"({_when(int(ts[j]))}) is before {_when(int(limits.min_time_s * 1000))} (limits.min_time_s). "
+            "Timestamps are unix time: seconds in JSON, milliseconds in remote_write (seconds sent as "
+            "milliseconds land in January 1970)"))
     # On the data clock too: no sender is ahead of the wall clock (a replay or the simulator never is), and one
     # far-future sample would move event time, and every cooldown and verification with it, forward for good.
     horizon = clock.wall_ms() + int(limits.max_future_s * 1000)
     if int(ts.max()) > horizon:
         j = int(np.argmax(ts))
-        i = int(series_of[j])
-        raise BadInput(
-            f"sample of {series_key(batch.metrics[i], batch.labels[i])} at {_fmt_ts(int(ts[j]))} is "
-            f"{(int(ts[j]) - clock.wall_ms()) / 1000:.0f} s in the future; the limit is "
+        raise _bad_sample(batch, series_of, j, (
+            f"is {(int(ts[j]) - clock.wall_ms()) / 1000:.0f} s in the future; the limit is "
             f"{limits.max_future_s:.0f} s (limits.max_future_s). Check the sender's clock and that "
-            "timestamps are in seconds (JSON) or milliseconds (remote_write)", series_index=i)
+            "timestamps are in seconds (JSON) or milliseconds (remote_write)"))
 
     finite = np.isfinite(batch.values)
     if finite.all() or limits.non_finite == "store":
