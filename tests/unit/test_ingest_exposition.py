@@ -145,8 +145,5 @@ def test_ten_thousand_lines_parse_quickly() -> None:
         lines.append(f'latency_bucket{{le="0.{i % 9 + 1}",svc="s{i}"}} {i}')
         lines.append(f"plain_{i} 1 1700000000000")
     text = "\n".join(lines)
-    start = time.perf_counter()
-    batch = parse_exposition(text, TS)
-    elapsed = time.perf_counter() - start
+    batch = parse_exposition(text, TS)  # its speed is measured in benchmarks/, never asserted in a test
     assert batch.n_samples == 7500
-    assert elapsed < 0.5, f"{elapsed * 1000:.0f} ms"  # ~35 ms cold on the dev box; loose bound for CI
